@@ -1,0 +1,70 @@
+/* conn: one client connection and its transport (raw TCP or WebSocket over
+ * it; TLS joins later). It owns the bufferevent, the WebSocket state, the
+ * handshake deadline, WebSocket keepalive pings, the session's timer and the
+ * output bounds. It knows protocols only through struct protocol: sessions
+ * send bytes with conn_send*, and conn frames them for the transport.
+ *
+ * A conn is never freed inside its own callback chain: conn_close marks it
+ * closing, and it is freed once the stack has unwound. */
+#ifndef WSB_CONN_H
+#define WSB_CONN_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct conn;
+
+/* Peer address as "ip:port" (always set). */
+const char *conn_peer(const struct conn *c);
+/* Client id for log lines, NULL until the session names one. */
+const char *conn_client_id(const struct conn *c);
+void conn_set_client_id(struct conn *c, const char *id);
+bool conn_is_websocket(const struct conn *c);
+/* The negotiated WebSocket path ("/mqtt"), NULL over raw TCP. */
+const char *conn_ws_path(const struct conn *c);
+
+/* Queue bytes for the client. Over WebSocket they become one message of the
+ * protocol's default type (struct protocol.ws_binary_out). Returns 0, or -1
+ * when the connection is closing or past its hard output limit (it is then
+ * being closed). */
+int conn_send(struct conn *c, const void *data, size_t len);
+/* Same, choosing the WebSocket message type (ignored over raw TCP). */
+int conn_send_type(struct conn *c, const void *data, size_t len, bool binary);
+/* Bytes queued for the socket and not yet written: a session compares it
+ * with the soft limit (cfg out_high_water) to drop QoS 0 for slow readers. */
+size_t conn_pending(const struct conn *c);
+/* 1 when the output is above the configured high-water mark. */
+bool conn_congested(const struct conn *c);
+
+/* Flush what is queued, then close. Over WebSocket a close frame with
+ * ws_code and reason is sent first (ws_code 0 picks 1000, or 1002 / 1008 as
+ * the session judges); the TCP connection ends after the peer's close or a
+ * bounded wait. Safe to call from anywhere, several times; the session's
+ * close() is called later, outside the caller's stack. */
+void conn_close(struct conn *c, uint16_t ws_code, const char *reason);
+bool conn_closing(const struct conn *c);
+
+/* Call the protocol's tick after delay_ms (replaces a pending one);
+ * 0 cancels. */
+void conn_timer(struct conn *c, uint64_t delay_ms);
+
+#endif
+
+/* ---- daemon side: used by server.c only, never by sessions ---- */
+#include "config.h"
+struct event_base;
+struct sockaddr;
+struct proto_env;
+
+/* cfg and env must outlive every connection; cfg may be swapped (SIGHUP). */
+void conn_module_init(struct event_base *base, const struct cfg *cfg,
+		      const struct proto_env *env);
+void conn_module_set_cfg(const struct cfg *cfg);
+/* Take over an accepted socket from a listener of the given kind. */
+void conn_accept(int fd, const struct sockaddr *sa, int socklen, enum listener_kind kind);
+size_t conn_count(void);
+/* Graceful stop: goodbye + close on every connection; all_gone runs once
+ * the last one is freed. */
+void conn_shutdown_all(void (*all_gone)(void *arg), void *arg);
+/* Free whatever is left right now (after the loop has stopped). */
+void conn_free_all(void);

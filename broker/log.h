@@ -1,0 +1,23 @@
+/* log: one line per event on stderr: wall time, level, peer address and
+ * client id where known, then the message. Not a tracing framework. */
+#ifndef WSB_LOG_H
+#define WSB_LOG_H
+
+enum log_level { LOGL_ERROR = 0, LOGL_WARN, LOGL_INFO, LOGL_DEBUG };
+
+void log_set_level(enum log_level lvl);
+enum log_level log_get_level(void);
+/* "error", "warn", "info", "debug"; returns 0 on success, -1 unknown. */
+int log_parse_level(const char *s, enum log_level *out);
+const char *log_level_name(enum log_level lvl);
+
+/* peer and client_id may be NULL. */
+void log_msg(enum log_level lvl, const char *peer, const char *client_id,
+	     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+#define log_error(...) log_msg(LOGL_ERROR, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOGL_WARN, __VA_ARGS__)
+#define log_info(...)  log_msg(LOGL_INFO, __VA_ARGS__)
+#define log_debug(...) do { if (log_get_level() >= LOGL_DEBUG) log_msg(LOGL_DEBUG, __VA_ARGS__); } while (0)
+
+#endif

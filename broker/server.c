@@ -1,0 +1,270 @@
+#include "server.h"
+#include "auth.h"
+#include "clock.h"
+#include "config.h"
+#include "conn.h"
+#include "log.h"
+#include "protocol.h"
+#include "router.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "config.h"
+
+struct listener {
+	struct evconnlistener *ev;
+	struct cfg_listener spec;
+	char bound[80];          /* "127.0.0.1:40123" */
+};
+
+struct server {
+	struct event_base *base;
+	struct cfg cfg;
+	struct cfg *reload_cfg;   /* previous configs kept alive for conns */
+	struct listener listeners[CFG_MAX_LISTENERS];
+	size_t nlisteners;
+	struct router *router;
+	struct proto_env env;
+	struct event *sig_int, *sig_term, *sig_hup, *stop_timer;
+	int argc;
+	char **argv;
+	void (*prepare)(struct cfg *);
+	bool stopping;
+};
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+		      int socklen, void *arg)
+{
+	struct listener *li = arg;
+	conn_accept(fd, sa, socklen, li->spec.kind);
+}
+
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct listener *li = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	log_error(NULL, NULL, "accept on %s failed: %s", li->bound, evutil_socket_error_to_string(err));
+	/* EMFILE and friends: back off rather than spin; the listener stays. */
+}
+
+static int bind_one(struct server *s, struct listener *li, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	socklen_t sl;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, li->spec.addr, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(li->spec.port);
+		sl = sizeof(*s4);
+	} else if (inet_pton(AF_INET6, li->spec.addr, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(li->spec.port);
+		sl = sizeof(*s6);
+	} else {
+		snprintf(err, errlen, "listener %s: not a numeric address", li->spec.addr);
+		return -1;
+	}
+	li->ev = evconnlistener_new_bind(s->base, accept_cb, li,
+					 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+					 1024, (struct sockaddr *)&ss, (int)sl);
+	if (!li->ev) {
+		snprintf(err, errlen, "cannot listen on %s:%u (%s): %s", li->spec.addr, li->spec.port,
+			 cfg_listener_kind_name(li->spec.kind), strerror(errno));
+		return -1;
+	}
+	evconnlistener_set_error_cb(li->ev, accept_error_cb);
+	struct sockaddr_storage got;
+	socklen_t gl = sizeof(got);
+	getsockname(evconnlistener_get_fd(li->ev), (struct sockaddr *)&got, &gl);
+	char ip[INET6_ADDRSTRLEN];
+	if (got.ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&got)->sin6_addr, ip, sizeof(ip));
+		snprintf(li->bound, sizeof(li->bound), "[%s]:%u", ip,
+			 ntohs(((struct sockaddr_in6 *)&got)->sin6_port));
+	} else {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&got)->sin_addr, ip, sizeof(ip));
+		snprintf(li->bound, sizeof(li->bound), "%s:%u", ip,
+			 ntohs(((struct sockaddr_in *)&got)->sin_port));
+	}
+	log_info(NULL, NULL, "listening on %s (%s)", li->bound, cfg_listener_kind_name(li->spec.kind));
+	return 0;
+}
+
+static int write_port_file(struct server *s, char *err, size_t errlen)
+{
+	if (!s->cfg.port_file[0])
+		return 0;
+	char tmp[600];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", s->cfg.port_file);
+	FILE *f = fopen(tmp, "w");
+	if (!f) {
+		snprintf(err, errlen, "port file %s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < s->nlisteners; i++)
+		fprintf(f, "%s %s\n", cfg_listener_kind_name(s->listeners[i].spec.kind),
+			s->listeners[i].bound);
+	/* Written whole and then renamed, so a reader never sees half a file. */
+	if (fclose(f) != 0 || rename(tmp, s->cfg.port_file) != 0) {
+		snprintf(err, errlen, "port file %s: %s", s->cfg.port_file, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void all_gone(void *arg)
+{
+	struct server *s = arg;
+	event_base_loopexit(s->base, NULL);
+}
+
+static void stop_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	log_warn(NULL, NULL, "%zu connections still open after shutdown_timeout_ms; closing them",
+		 conn_count());
+	event_base_loopexit(s->base, NULL);
+}
+
+static void begin_stop(struct server *s, const char *signame)
+{
+	if (s->stopping)
+		return;
+	s->stopping = true;
+	log_info(NULL, NULL, "%s: stopping (%zu connections)", signame, conn_count());
+	for (size_t i = 0; i < s->nlisteners; i++)
+		evconnlistener_disable(s->listeners[i].ev);
+	s->stop_timer = evtimer_new(s->base, stop_timeout_cb, s);
+	struct timeval tv = {(time_t)(s->cfg.shutdown_timeout_ms / 1000),
+			     (suseconds_t)(s->cfg.shutdown_timeout_ms % 1000) * 1000};
+	evtimer_add(s->stop_timer, &tv);
+	conn_shutdown_all(all_gone, s);
+}
+
+static void reload(struct server *s)
+{
+	struct cfg next;
+	char err[600];
+	cfg_defaults(&next);
+	if (s->prepare)
+		s->prepare(&next);
+	if (cfg_parse_args(&next, s->argc, s->argv, err, sizeof(err)) != 0) {
+		log_error(NULL, NULL, "SIGHUP: configuration not reloaded: %s", err);
+		return;
+	}
+	if (auth_configure(&next, err, sizeof(err)) < 0) {
+		log_error(NULL, NULL, "SIGHUP: users not reloaded: %s", err);
+		return;
+	}
+	/* Only what can change at run time is taken; listeners stay. */
+	s->cfg.log_level = next.log_level;
+	log_set_level((enum log_level)next.log_level);
+	s->cfg.allow_anonymous = next.allow_anonymous;
+	memcpy(s->cfg.users_file, next.users_file, sizeof(next.users_file));
+	log_info(NULL, NULL, "SIGHUP: configuration reloaded (log level %s)",
+		 log_level_name((enum log_level)next.log_level));
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *s = arg;
+	if (sig == SIGHUP)
+		reload(s);
+	else
+		begin_stop(s, sig == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+static void server_free(struct server *s)
+{
+	conn_free_all();
+	for (size_t i = 0; i < s->nlisteners; i++)
+		if (s->listeners[i].ev)
+			evconnlistener_free(s->listeners[i].ev);
+	for (size_t i = 0; i < protocol_count(); i++)
+		if (protocol_at(i)->teardown)
+			protocol_at(i)->teardown();
+	if (s->router)
+		router_free(s->router);
+	struct event *evs[] = {s->sig_int, s->sig_term, s->sig_hup, s->stop_timer};
+	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+		if (evs[i])
+			event_free(evs[i]);
+	auth_reset();
+	if (s->base)
+		event_base_free(s->base);
+	free(s);
+}
+
+int server_run(int argc, char **argv, void (*prepare)(struct cfg *c))
+{
+	struct server *s = calloc(1, sizeof(*s));
+	if (!s)
+		return 1;
+	s->argc = argc;
+	s->argv = argv;
+	s->prepare = prepare;
+	cfg_defaults(&s->cfg);
+	if (prepare)
+		prepare(&s->cfg);
+	char err[600];
+	int rc = cfg_parse_args(&s->cfg, argc, argv, err, sizeof(err));
+	if (rc != 0) {
+		if (rc < 0)
+			fprintf(stderr, "wsbroker: %s\n", err);
+		free(s);
+		return rc < 0 ? 2 : 0;
+	}
+	log_set_level((enum log_level)s->cfg.log_level);
+	if (auth_configure(&s->cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "wsbroker: %s\n", err);
+		free(s);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	s->base = event_base_new();
+	struct router_limits lim = {.queue_max_messages = s->cfg.queue_max_messages};
+	s->router = router_new(&lim);
+	if (!s->base || !s->router) {
+		fprintf(stderr, "wsbroker: out of memory at start-up\n");
+		server_free(s);
+		return 1;
+	}
+	s->env.router = s->router;
+	s->env.cfg = &s->cfg;
+	conn_module_init(s->base, &s->cfg, &s->env);
+	for (size_t i = 0; i < s->cfg.nlisteners; i++) {
+		s->listeners[i].spec = s->cfg.listeners[i];
+		s->nlisteners++;
+		if (bind_one(s, &s->listeners[i], err, sizeof(err)) < 0) {
+			log_error(NULL, NULL, "%s", err);
+			server_free(s);
+			return 1;
+		}
+	}
+	if (write_port_file(s, err, sizeof(err)) < 0) {
+		log_error(NULL, NULL, "%s", err);
+		server_free(s);
+		return 1;
+	}
+	s->sig_int = evsignal_new(s->base, SIGINT, signal_cb, s);
+	s->sig_term = evsignal_new(s->base, SIGTERM, signal_cb, s);
+	s->sig_hup = evsignal_new(s->base, SIGHUP, signal_cb, s);
+	evsignal_add(s->sig_int, NULL);
+	evsignal_add(s->sig_term, NULL);
+	evsignal_add(s->sig_hup, NULL);
+	log_info(NULL, NULL, "wsbroker %s ready (pid %d)", PACKAGE_VERSION, (int)getpid());
+	event_base_dispatch(s->base);
+	server_free(s);
+	log_info(NULL, NULL, "stopped");
+	return 0;
+}

@@ -1,0 +1,74 @@
+/* protocol: the interface a wire protocol (STOMP, MQTT) implements, and the
+ * registry that the WebSocket handshake and the first-bytes sniffer consult.
+ * A session sees a byte stream in (input) and answers through conn.h; it
+ * reaches the rest of the broker only through router.h, auth.h and conn.h
+ * (store.h once persistence lands). Nothing here knows a transport. */
+#ifndef WSB_PROTOCOL_H
+#define WSB_PROTOCOL_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct conn;
+struct router;
+struct cfg;
+
+/* What a session is handed when it opens. */
+struct proto_env {
+	struct router *router;
+	const struct cfg *cfg;
+};
+
+/* Why a connection ended, as told to close(). */
+enum proto_close_reason {
+	PROTO_CLOSED_BY_SESSION = 0, /* the session called conn_close */
+	PROTO_CLOSED_BY_PEER,        /* EOF, WebSocket close from the client */
+	PROTO_CLOSED_ERROR,          /* socket error, transport protocol error, limit */
+	PROTO_CLOSED_TIMEOUT,        /* transport keepalive (WebSocket ping) expired */
+	PROTO_CLOSED_SHUTDOWN        /* the broker is stopping */
+};
+
+struct protocol {
+	const char *name;              /* "stomp", "mqtt": logs, path mapping */
+	const char *const *ws_names;   /* subprotocol tokens, NULL-terminated */
+	bool ws_binary_only;           /* a text WebSocket frame gets close 1003 */
+	bool ws_binary_out;            /* default outbound frame type over WebSocket */
+	/* First bytes of a raw TCP stream: 1 mine, 0 need more, -1 not mine. */
+	int (*sniff)(const uint8_t *p, size_t n);
+	/* Create the session for a new connection. ws_name is the negotiated
+	 * subprotocol token, or NULL over raw TCP / path-selected WebSocket.
+	 * Returns NULL on failure (the connection is then closed). */
+	void *(*open)(struct conn *c, const struct proto_env *env, const char *ws_name);
+	/* The next chunk of the byte stream (any cut: half a frame, several
+	 * frames). Returns 0, or -1 when the session has called conn_close. */
+	int (*input)(void *s, const uint8_t *p, size_t n);
+	/* The timer the session set with conn_timer() fired. */
+	void (*tick)(void *s);
+	/* The broker is stopping: send the protocol's goodbye (STOMP ERROR,
+	 * MQTT 5 DISCONNECT; nothing for 3.1.1) before conn closes with 1001. */
+	void (*shutdown)(void *s);
+	/* The connection is gone; release everything and free the session. No
+	 * conn_* call may be made on this connection afterwards. */
+	void (*close)(void *s, enum proto_close_reason why);
+	/* Optional, at broker exit after every connection is closed: free
+	 * protocol-wide state (MQTT's table of persistent sessions). */
+	void (*teardown)(void);
+};
+
+/* The registry. Registration order is the sniffing order. */
+void protocol_register(const struct protocol *p);
+void protocol_registry_clear(void);
+size_t protocol_count(void);
+const struct protocol *protocol_at(size_t i);
+const struct protocol *protocol_find(const char *name);
+/* The protocol that answers to a subprotocol token (exact, case-sensitive);
+ * *canonical is set to the registered spelling. */
+const struct protocol *protocol_find_ws(const char *tok, size_t len, const char **canonical);
+/* Ask each protocol's sniff. Returns the one that claims the bytes, NULL with
+ * *need_more = 1 when one might still claim them, NULL with *need_more = 0
+ * when none will. */
+const struct protocol *protocol_sniff(const uint8_t *p, size_t n, int *need_more);
+/* "v12.stomp, v11.stomp, ..." for error messages; returns the length. */
+size_t protocol_ws_names_list(char *out, size_t cap);
+
+#endif

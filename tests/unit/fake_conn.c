@@ -1,0 +1,92 @@
+#include "fake_conn.h"
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+struct conn *fake_conn_new(bool websocket)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c)
+		abort();
+	strcpy(c->peer, "127.0.0.1:40000");
+	c->websocket = websocket;
+	return c;
+}
+
+void fake_conn_free(struct conn *c)
+{
+	if (!c)
+		return;
+	free(c->client_id);
+	free(c->out);
+	free(c);
+}
+
+void fake_conn_clear(struct conn *c)
+{
+	c->out_len = 0;
+	c->sends = 0;
+}
+
+const char *fake_conn_text(struct conn *c)
+{
+	if (c->out_len + 1 > c->out_cap) {
+		c->out_cap = c->out_len + 1;
+		c->out = realloc(c->out, c->out_cap);
+		if (!c->out)
+			abort();
+	}
+	c->out[c->out_len] = 0;
+	return (const char *)c->out;
+}
+
+const char *conn_peer(const struct conn *c) { return c->peer; }
+const char *conn_client_id(const struct conn *c) { return c->client_id; }
+bool conn_is_websocket(const struct conn *c) { return c->websocket; }
+const char *conn_ws_path(const struct conn *c) { return c->ws_path; }
+
+void conn_set_client_id(struct conn *c, const char *id)
+{
+	free(c->client_id);
+	c->client_id = id ? strdup(id) : NULL;
+}
+
+int conn_send_type(struct conn *c, const void *data, size_t len, bool binary)
+{
+	if (c->closing)
+		return -1;
+	if (c->out_len + len + 1 > c->out_cap) {
+		size_t cap = c->out_cap ? c->out_cap : 256;
+		while (cap < c->out_len + len + 1)
+			cap *= 2;
+		c->out = realloc(c->out, cap);
+		if (!c->out)
+			abort();
+		c->out_cap = cap;
+	}
+	memcpy(c->out + c->out_len, data, len);
+	c->out_len += len;
+	c->sends++;
+	c->last_binary = binary;
+	return 0;
+}
+
+int conn_send(struct conn *c, const void *data, size_t len)
+{
+	return conn_send_type(c, data, len, c->default_binary);
+}
+
+size_t conn_pending(const struct conn *c) { return c->pending; }
+bool conn_congested(const struct conn *c) { return c->congested; }
+
+void conn_close(struct conn *c, uint16_t ws_code, const char *reason)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	c->close_code = ws_code;
+	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason ? reason : "");
+}
+
+bool conn_closing(const struct conn *c) { return c->closing; }
+void conn_timer(struct conn *c, uint64_t delay_ms) { c->timer_ms = delay_ms; }
