@@ -84,8 +84,9 @@ int ws_msg_begin_frame(struct ws_msg_state *st, const struct ws_frame *f, uint64
 int ws_msg_payload(struct ws_msg_state *st, const struct ws_frame *f,
 		   const uint8_t *p, size_t n, bool last);
 
-/* 1 when a close code may appear on the wire (RFC 6455 7.4: 1000-1003,
- * 1007-1011, 3000-4999). */
+/* 1 when a close code may appear on the wire (RFC 6455 7.4 and the IANA
+ * registry: 1000-1003, 1007-1014,
+ * 3000-4999). */
 int ws_close_code_valid(unsigned code);
 /* Validate a received close payload. Returns 0 and sets *code (1005 when the
  * payload is empty), -1002 for a 1-byte payload or an invalid code, -1007
