@@ -1,0 +1,329 @@
+/* stomp_send: SEND (a frame becomes a struct message for the router),
+ * destination names, and transactions (BEGIN/COMMIT/ABORT), which hold
+ * SENDs and ACK/NACKs until COMMIT and drop them at ABORT or disconnect. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "config.h"
+#include "conn.h"
+#include "message.h"
+#include "router.h"
+#include "stomp_session.h"
+
+/* ---- destinations ---- */
+
+static int topic_map(const char *n, bool filter, char **out, size_t *out_len)
+{
+	size_t len = strlen(n);
+	if (len == 0)
+		return -1;
+	char *o = malloc(len + 1);
+	if (!o)
+		return -2;
+	for (size_t i = 0; i < len; i++) {
+		char ch = n[i];
+		if (ch == '+' && filter) {
+			free(o);   /* it would turn into a router wildcard */
+			return -1;
+		}
+		o[i] = ch == '.' ? '/' : ch == '/' ? '.' : (filter && ch == '*') ? '+' : ch;
+	}
+	o[len] = 0;
+	if (!(filter ? router_filter_valid(o, len) : router_topic_valid(o, len))) {
+		free(o);
+		return -1;
+	}
+	*out = o;
+	*out_len = len;
+	return 1;
+}
+
+int stomp_dest_map(const char *dest, bool filter, char **out, size_t *out_len)
+{
+	if (strncmp(dest, "/topic/", 7) == 0)
+		return topic_map(dest + 7, filter, out, out_len);
+	if (strncmp(dest, "/queue/", 7) == 0) {
+		const char *n = dest + 7;
+		if (!*n)
+			return -1;
+		*out = strdup(n);
+		if (!*out)
+			return -2;
+		*out_len = strlen(n);
+		return 2;
+	}
+	return 0;
+}
+
+/* ---- SEND ---- */
+
+/* Headers that describe the frame rather than the message. */
+static bool frame_header(const char *n)
+{
+	static const char *const names[] = { "destination", "transaction", "receipt",
+					      "content-length", "content-type", "message-id",
+					      "subscription", "ack", "redelivered", NULL };
+	for (size_t i = 0; names[i]; i++)
+		if (strcmp(n, names[i]) == 0)
+			return true;
+	return false;
+}
+
+/* The sender's own headers travel as message properties; of a repeated
+ * header only the first counts. */
+static int copy_props(struct message *m, const struct stomp_frame *f)
+{
+	for (size_t i = 0; i < f->nheaders; i++) {
+		const struct stomp_header *h = &f->headers[i];
+		if (frame_header(h->name) || stomp_frame_header(f, h->name) != h)
+			continue;
+		if (message_add_prop(m, h->name, h->name_len, h->value, h->value_len) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static struct message *message_of(const struct stomp_frame *f, const char *topic, size_t tlen)
+{
+	struct message *m = message_new(topic, tlen, f->body, f->body_len);
+	if (!m)
+		return NULL;
+	const struct stomp_header *ct = stomp_frame_header(f, "content-type");
+	const char *persistent = stomp_frame_get(f, "persistent");
+	if (persistent && strcmp(persistent, "true") == 0)
+		m->qos = 1;   /* the store keeps what is sent with persistent:true */
+	if ((ct && message_set_content_type(m, ct->value, ct->value_len) < 0) ||
+	    copy_props(m, f) < 0) {
+		message_unref(m);
+		return NULL;
+	}
+	return m;
+}
+
+/* queue NULL: publish on m->topic. */
+static int deliver_send(struct stomp_session *s, const struct stomp_frame *f, struct message *m,
+			const char *queue, size_t qlen)
+{
+	if (!queue) {
+		router_publish(s->r, m);
+		return 0;
+	}
+	int r = router_queue_send(s->r, queue, qlen, m);
+	if (r == ROUTER_EFULL) {
+		char d[200];
+		snprintf(d, sizeof(d), "queue '%.100s' holds its limit of %zu messages", queue,
+			 s->cfg->queue_max_messages);
+		return stomp_fail(s, f, "queue full", d);
+	}
+	if (r < 0)
+		return stomp_fail(s, f, r == ROUTER_ENOMEM ? "out of memory" : "invalid destination",
+				  NULL);
+	return 0;
+}
+
+int stomp_on_send(struct stomp_session *s, const struct stomp_frame *f)
+{
+	const char *dest = stomp_frame_get(f, "destination");
+	if (!dest || !*dest)
+		return stomp_fail(s, f, "missing destination header", NULL);
+	char *name;
+	size_t nlen;
+	int kind = stomp_dest_map(dest, false, &name, &nlen);
+	if (kind <= 0) {
+		char d[200];
+		if (kind == -2)
+			return stomp_fail(s, f, "out of memory", NULL);
+		if (kind == 0) {
+			snprintf(d, sizeof(d), "'%.100s': supported destinations are /topic/<name> "
+				 "and /queue/<name>", dest);
+			return stomp_fail(s, f, "unsupported destination", d);
+		}
+		snprintf(d, sizeof(d), "'%.100s' is not a valid destination to send to", dest);
+		return stomp_fail(s, f, "invalid destination", d);
+	}
+	struct message *m = message_of(f, name, nlen);
+	if (!m) {
+		free(name);
+		return stomp_fail(s, f, "out of memory", NULL);
+	}
+	bool is_queue = kind == 2;
+	bool absent;
+	struct stomp_tx *tx = stomp_tx_of(s, f, &absent);
+	if (!tx && !absent) {
+		free(name);
+		message_unref(m);
+		return -1;
+	}
+	if (tx) {
+		struct stomp_op op = { .kind = STOMP_OP_SEND, .m = m,
+				       .queue = is_queue ? name : NULL, .qlen = nlen };
+		if (!is_queue)
+			free(name);
+		return stomp_tx_add(s, tx, f, &op, f->body_len + nlen);
+	}
+	int r = deliver_send(s, f, m, is_queue ? name : NULL, nlen);
+	free(name);
+	message_unref(m);
+	return r;
+}
+
+/* ---- transactions ---- */
+
+static void op_free(struct stomp_op *op)
+{
+	if (op->m)
+		message_unref(op->m);
+	free(op->queue);
+	op->m = NULL;
+	op->queue = NULL;
+}
+
+static struct stomp_tx *tx_find(struct stomp_session *s, const char *id)
+{
+	for (size_t i = 0; i < s->ntx; i++)
+		if (strcmp(s->txs[i].id, id) == 0)
+			return &s->txs[i];
+	return NULL;
+}
+
+/* Takes tx out of the table; the caller frees its contents. */
+static struct stomp_tx tx_take(struct stomp_session *s, struct stomp_tx *tx)
+{
+	struct stomp_tx t = *tx;
+	*tx = s->txs[--s->ntx];
+	for (size_t i = 0; i < t.nops; i++) {
+		s->tx_ops--;
+		if (t.ops[i].kind == STOMP_OP_SEND)
+			s->tx_bytes -= t.ops[i].m->payload_len + t.ops[i].m->topic_len;
+	}
+	return t;
+}
+
+static void tx_release(struct stomp_tx *t)
+{
+	for (size_t i = 0; i < t->nops; i++)
+		op_free(&t->ops[i]);
+	free(t->ops);
+	free(t->id);
+}
+
+void stomp_tx_free_all(struct stomp_session *s)
+{
+	for (size_t i = 0; i < s->ntx; i++)
+		tx_release(&s->txs[i]);
+	free(s->txs);
+	s->txs = NULL;
+	s->ntx = 0;
+	s->tx_ops = s->tx_bytes = 0;
+}
+
+struct stomp_tx *stomp_tx_of(struct stomp_session *s, const struct stomp_frame *f, bool *absent)
+{
+	const char *id = stomp_frame_get(f, "transaction");
+	*absent = id == NULL;
+	if (!id)
+		return NULL;
+	struct stomp_tx *tx = tx_find(s, id);
+	if (!tx) {
+		char d[160];
+		snprintf(d, sizeof(d), "transaction '%.100s' was not begun", id);
+		stomp_fail(s, f, "unknown transaction", d);
+	}
+	return tx;
+}
+
+/* What open transactions may hold at once: the output bound is the one a
+ * client already agreed to be held to. */
+static size_t tx_byte_limit(const struct stomp_session *s)
+{
+	return s->cfg->out_hard_limit ? s->cfg->out_hard_limit : 16 * s->cfg->stomp_max_body;
+}
+
+int stomp_tx_add(struct stomp_session *s, struct stomp_tx *tx, const struct stomp_frame *f,
+		 const struct stomp_op *op, size_t bytes)
+{
+	struct stomp_op o = *op;
+	if (s->tx_ops >= STOMP_MAX_TX_OPS || bytes > tx_byte_limit(s) - s->tx_bytes) {
+		op_free(&o);
+		return stomp_fail(s, f, "transaction too large",
+				  "COMMIT the transaction before sending more");
+	}
+	if (tx->nops == tx->cap) {
+		size_t cap = tx->cap ? tx->cap * 2 : 8;
+		struct stomp_op *a = realloc(tx->ops, cap * sizeof(*a));
+		if (!a) {
+			op_free(&o);
+			return stomp_fail(s, f, "out of memory", NULL);
+		}
+		tx->ops = a;
+		tx->cap = cap;
+	}
+	tx->ops[tx->nops++] = o;
+	s->tx_ops++;
+	s->tx_bytes += bytes;
+	return 0;
+}
+
+static const char *tx_id(struct stomp_session *s, const struct stomp_frame *f)
+{
+	const char *id = stomp_frame_get(f, "transaction");
+	if (!id)
+		stomp_fail(s, f, "missing transaction header", NULL);
+	return id;
+}
+
+int stomp_on_begin(struct stomp_session *s, const struct stomp_frame *f)
+{
+	const char *id = tx_id(s, f);
+	if (!id)
+		return -1;
+	if (tx_find(s, id))
+		return stomp_fail(s, f, "transaction already begun", NULL);
+	if (s->ntx >= STOMP_MAX_TX)
+		return stomp_fail(s, f, "too many open transactions", NULL);
+	struct stomp_tx *a = realloc(s->txs, (s->ntx + 1) * sizeof(*a));
+	if (!a)
+		return stomp_fail(s, f, "out of memory", NULL);
+	s->txs = a;
+	char *dup = strdup(id);
+	if (!dup)
+		return stomp_fail(s, f, "out of memory", NULL);
+	s->txs[s->ntx++] = (struct stomp_tx){ .id = dup };
+	return 0;
+}
+
+int stomp_on_commit(struct stomp_session *s, const struct stomp_frame *f)
+{
+	const char *id = tx_id(s, f);
+	if (!id)
+		return -1;
+	bool absent;
+	struct stomp_tx *tx = stomp_tx_of(s, f, &absent);
+	if (!tx)
+		return -1;
+	struct stomp_tx t = tx_take(s, tx);
+	int r = 0;
+	for (size_t i = 0; i < t.nops && r == 0; i++) {
+		struct stomp_op *op = &t.ops[i];
+		if (op->kind == STOMP_OP_SEND)
+			r = deliver_send(s, f, op->m, op->queue, op->qlen);
+		else
+			stomp_apply_ack(s, op->subnum, op->seq, op->kind == STOMP_OP_NACK);
+	}
+	tx_release(&t);
+	return r;
+}
+
+int stomp_on_abort(struct stomp_session *s, const struct stomp_frame *f)
+{
+	const char *id = tx_id(s, f);
+	if (!id)
+		return -1;
+	bool absent;
+	struct stomp_tx *tx = stomp_tx_of(s, f, &absent);
+	if (!tx)
+		return -1;
+	struct stomp_tx t = tx_take(s, tx);
+	tx_release(&t);
+	return 0;
+}

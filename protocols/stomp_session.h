@@ -1,0 +1,135 @@
+/* stomp_session: the state one STOMP connection keeps, shared by stomp.c,
+ * stomp_sub.c and stomp_send.c. Internal to the STOMP session; nothing
+ * outside protocols/stomp*.c includes it. */
+#ifndef WSB_STOMP_SESSION_H
+#define WSB_STOMP_SESSION_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "stomp_codec.h"
+
+struct conn;
+struct router;
+struct router_sub;
+struct router_consumer;
+struct cfg;
+struct message;
+
+enum stomp_ack_mode { STOMP_ACK_AUTO = 0, STOMP_ACK_CLIENT, STOMP_ACK_INDIVIDUAL };
+
+/* A MESSAGE sent and not yet acknowledged. seq is the session-wide delivery
+ * number written into message-id/ack; tag is the router's queue tag (0 on a
+ * topic subscription). */
+struct stomp_pending {
+	uint64_t seq;
+	uint64_t tag;
+};
+
+struct stomp_session;
+
+struct stomp_sub {
+	struct stomp_session *s;
+	uint32_t num;                 /* session-unique, part of message-id */
+	char *id;                     /* the client's id (1.0: may be the destination) */
+	bool has_id;                  /* the client gave an id header */
+	char *dest;                   /* destination as the client wrote it */
+	char *queue;                  /* router queue name, NULL on a topic */
+	size_t qlen;
+	enum stomp_ack_mode ack;
+	struct router_sub *rsub;
+	struct router_consumer *cons;
+	struct stomp_pending *pend;   /* ascending seq */
+	size_t npend, pcap;
+};
+
+enum stomp_op_kind { STOMP_OP_SEND, STOMP_OP_ACK, STOMP_OP_NACK };
+
+/* One frame held by a transaction until COMMIT. */
+struct stomp_op {
+	enum stomp_op_kind kind;
+	struct message *m;            /* SEND */
+	char *queue;                  /* SEND to a queue; NULL: publish to m->topic */
+	size_t qlen;
+	uint32_t subnum;              /* ACK/NACK */
+	uint64_t seq;
+};
+
+struct stomp_tx {
+	char *id;
+	struct stomp_op *ops;
+	size_t nops, cap;
+};
+
+struct stomp_session {
+	struct conn *c;
+	struct router *r;
+	const struct cfg *cfg;
+	char ws_name[16];             /* negotiated subprotocol, "" over TCP */
+	enum stomp_version v;
+	bool connected;
+	bool done;                    /* ERROR sent or DISCONNECT: ignore input */
+	bool closed;                  /* inside close(): hold deliveries */
+	char id[32];                  /* session header, message-id prefix */
+	struct stomp_parser parser;
+	struct stomp_buf in;          /* bytes of a frame not yet complete */
+	struct stomp_buf out;         /* encoding scratch */
+	struct stomp_buf tmp;         /* a destination being built */
+
+	struct stomp_sub **subs;
+	size_t nsubs, subcap;
+	uint32_t next_subnum;
+	uint64_t next_seq;
+
+	struct stomp_tx *txs;
+	size_t ntx;
+	size_t tx_bytes, tx_ops;      /* held by all open transactions */
+
+	uint32_t hb_out_ms;           /* we send a beat after this much silence */
+	uint32_t hb_in_ms;            /* the client promised to speak this often */
+	uint64_t last_rx, last_tx;
+	uint64_t connect_deadline;
+	uint64_t dropped;             /* MESSAGEs not sent to a slow reader */
+};
+
+/* Transaction bounds (no config keys: a transaction is a client's scratch
+ * space, and these are far above what an application batches). */
+#define STOMP_MAX_TX 16
+#define STOMP_MAX_TX_OPS 10000
+
+/* stomp.c */
+/* ERROR frame (with receipt-id when f asked for a receipt), then close.
+ * detail may be NULL. Always returns -1 for the caller to pass up. */
+int stomp_fail(struct stomp_session *s, const struct stomp_frame *f, const char *msg,
+	       const char *detail);
+/* Send what s->out holds; binary picks the WebSocket frame type. */
+int stomp_flush_out(struct stomp_session *s, bool binary);
+
+/* stomp_sub.c */
+int stomp_on_subscribe(struct stomp_session *s, const struct stomp_frame *f);
+int stomp_on_unsubscribe(struct stomp_session *s, const struct stomp_frame *f);
+int stomp_on_ack(struct stomp_session *s, const struct stomp_frame *f, bool nack);
+/* Apply an ACK/NACK (also at COMMIT); a delivery no longer pending is
+ * ignored. */
+void stomp_apply_ack(struct stomp_session *s, uint32_t subnum, uint64_t seq, bool nack);
+void stomp_subs_free(struct stomp_session *s);
+
+/* stomp_send.c */
+int stomp_on_send(struct stomp_session *s, const struct stomp_frame *f);
+int stomp_on_begin(struct stomp_session *s, const struct stomp_frame *f);
+int stomp_on_commit(struct stomp_session *s, const struct stomp_frame *f);
+int stomp_on_abort(struct stomp_session *s, const struct stomp_frame *f);
+/* The open transaction named by f's transaction header; NULL with an
+ * ERROR sent when it names none. *absent is set when f has no header. */
+struct stomp_tx *stomp_tx_of(struct stomp_session *s, const struct stomp_frame *f, bool *absent);
+int stomp_tx_add(struct stomp_session *s, struct stomp_tx *tx, const struct stomp_frame *f,
+		 const struct stomp_op *op, size_t bytes);
+void stomp_tx_free_all(struct stomp_session *s);
+
+/* Destination mapping. "/topic/a.b" -> "a/b" (filter: '*' -> '+', '#'
+ * kept); "/queue/x" -> "x". Returns 1 topic, 2 queue, 0 unknown prefix,
+ * -1 invalid name, -2 OOM; *out is malloc'd. */
+int stomp_dest_map(const char *dest, bool filter, char **out, size_t *out_len);
+/* Router topic -> "/topic/..." into buf. 0 or -1 OOM. */
+int stomp_topic_dest(struct stomp_buf *b, const char *topic, size_t len);
+
+#endif

@@ -1,0 +1,473 @@
+/* stomp_sub: SUBSCRIBE and UNSUBSCRIBE, MESSAGE delivery from the router,
+ * and ACK/NACK. Each MESSAGE carries message-id "<session>-<sub>-<seq>"
+ * (also its 1.2 ack header), so an ACK names its subscription and delivery
+ * without a lookup table; a subscription keeps its unacknowledged
+ * deliveries in seq order, which makes a cumulative ACK a prefix. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "clock.h"
+#include "config.h"
+#include "conn.h"
+#include "log.h"
+#include "message.h"
+#include "router.h"
+#include "stomp_session.h"
+#include "utf8.h"
+
+/* ---- the subscription table ---- */
+
+static struct stomp_sub *sub_by_id(struct stomp_session *s, const char *id)
+{
+	for (size_t i = 0; i < s->nsubs; i++)
+		if (strcmp(s->subs[i]->id, id) == 0)
+			return s->subs[i];
+	return NULL;
+}
+
+static struct stomp_sub *sub_by_num(struct stomp_session *s, uint32_t num)
+{
+	for (size_t i = 0; i < s->nsubs; i++)
+		if (s->subs[i]->num == num)
+			return s->subs[i];
+	return NULL;
+}
+
+static void sub_remove(struct stomp_session *s, struct stomp_sub *sub)
+{
+	for (size_t i = 0; i < s->nsubs; i++) {
+		if (s->subs[i] == sub) {
+			s->subs[i] = s->subs[--s->nsubs];
+			return;
+		}
+	}
+}
+
+/* Leave the router (a queue takes back what was not acknowledged), then
+ * free. The sub must already be out of the table. */
+static void sub_release(struct stomp_session *s, struct stomp_sub *sub)
+{
+	if (sub->rsub)
+		router_unsubscribe(s->r, sub->rsub);
+	if (sub->cons)
+		router_queue_cancel(s->r, sub->cons);
+	free(sub->id);
+	free(sub->dest);
+	free(sub->queue);
+	free(sub->pend);
+	free(sub);
+}
+
+void stomp_subs_free(struct stomp_session *s)
+{
+	while (s->nsubs) {
+		struct stomp_sub *sub = s->subs[s->nsubs - 1];
+		s->nsubs--;
+		sub_release(s, sub);
+	}
+	free(s->subs);
+	s->subs = NULL;
+	s->subcap = 0;
+}
+
+/* ---- pending deliveries ---- */
+
+static int pend_push(struct stomp_sub *sub, uint64_t seq, uint64_t tag)
+{
+	if (sub->npend == sub->pcap) {
+		size_t cap = sub->pcap ? sub->pcap * 2 : 16;
+		struct stomp_pending *p = realloc(sub->pend, cap * sizeof(*p));
+		if (!p)
+			return -1;
+		sub->pend = p;
+		sub->pcap = cap;
+	}
+	sub->pend[sub->npend++] = (struct stomp_pending){ seq, tag };
+	return 0;
+}
+
+static long pend_find(const struct stomp_sub *sub, uint64_t seq)
+{
+	size_t lo = 0, hi = sub->npend;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (sub->pend[mid].seq < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return (lo < sub->npend && sub->pend[lo].seq == seq) ? (long)lo : -1;
+}
+
+/* ---- MESSAGE ---- */
+
+int stomp_topic_dest(struct stomp_buf *b, const char *topic, size_t len)
+{
+	b->len = 0;
+	if (stomp_buf_append(b, "/topic/", 7) < 0 || stomp_buf_reserve(b, len) < 0)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		char ch = topic[i];
+		b->data[b->len++] = (uint8_t)(ch == '/' ? '.' : ch == '.' ? '/' : ch);
+	}
+	return 0;
+}
+
+/* Headers the broker writes itself; a property with one of these names
+ * (an MQTT user property, say) would only confuse the reader. */
+static bool reserved_name(const char *n)
+{
+	static const char *const names[] = { "destination", "message-id", "subscription", "ack",
+					      "content-type", "content-length", "redelivered",
+					      "receipt", "transaction", NULL };
+	for (size_t i = 0; names[i]; i++)
+		if (strcmp(n, names[i]) == 0)
+			return true;
+	return false;
+}
+
+static int encode_message(struct stomp_session *s, const struct stomp_sub *sub,
+			  const struct message *m, uint64_t seq)
+{
+	const enum stomp_command C = STOMP_MESSAGE;
+	const enum stomp_version v = s->v;
+	struct stomp_buf *b = &s->out;
+	char mid[96], cl[24];
+	snprintf(mid, sizeof(mid), "%s-%u-%llu", s->id, (unsigned)sub->num, (unsigned long long)seq);
+	snprintf(cl, sizeof(cl), "%zu", m->payload_len);
+	b->len = 0;
+	if (sub->queue) {
+		s->tmp.len = 0;
+		if (stomp_buf_append(&s->tmp, sub->dest, strlen(sub->dest)) < 0)
+			return -1;
+	} else if (stomp_topic_dest(&s->tmp, m->topic, m->topic_len) < 0) {
+		return -1;
+	}
+	if (stomp_encode_command(b, C) < 0 ||
+	    stomp_encode_header(b, v, C, "destination", 11, (const char *)s->tmp.data, s->tmp.len) < 0 ||
+	    stomp_encode_header_str(b, v, C, "message-id", mid) < 0 ||
+	    (sub->has_id && stomp_encode_header_str(b, v, C, "subscription", sub->id) < 0) ||
+	    (v >= STOMP_V12 && sub->ack != STOMP_ACK_AUTO &&
+	     stomp_encode_header_str(b, v, C, "ack", mid) < 0) ||
+	    (m->content_type && stomp_encode_header_str(b, v, C, "content-type", m->content_type) < 0) ||
+	    stomp_encode_header_str(b, v, C, "content-length", cl) < 0 ||
+	    (m->redelivered && stomp_encode_header_str(b, v, C, "redelivered", "true") < 0))
+		return -1;
+	for (size_t i = 0; i < m->nprops; i++) {
+		if (reserved_name(m->props[i].name))
+			continue;
+		if (stomp_encode_header_str(b, v, C, m->props[i].name, m->props[i].value) < 0)
+			return -1;
+	}
+	return stomp_encode_body(b, m->payload, m->payload_len);
+}
+
+/* Over WebSocket a frame that is not valid UTF-8 (a binary body, usually)
+ * must travel as a binary message. */
+static int send_message(struct stomp_session *s, const struct stomp_sub *sub,
+			const struct message *m, uint64_t seq)
+{
+	if (encode_message(s, sub, m, seq) < 0) {
+		s->out.len = 0;
+		return -1;
+	}
+	bool binary = conn_is_websocket(s->c) && !utf8_valid(s->out.data, s->out.len);
+	return stomp_flush_out(s, binary);
+}
+
+static bool cannot_send(struct stomp_session *s)
+{
+	return s->closed || s->done || conn_closing(s->c);
+}
+
+/* Topic messages are at most once: a slow reader or a full ack window
+ * loses them, and we count that. */
+static void deliver_topic(void *owner, struct message *m, struct router_sub *const *subs,
+			  size_t n)
+{
+	struct stomp_session *s = owner;
+	for (size_t i = 0; i < n && !cannot_send(s); i++) {
+		struct stomp_sub *sub = router_sub_user(subs[i]);
+		bool need_ack = sub->ack != STOMP_ACK_AUTO;
+		if (conn_congested(s->c) || (need_ack && sub->npend >= s->cfg->stomp_max_unacked)) {
+			s->dropped++;
+			log_debug(conn_peer(s->c), conn_client_id(s->c),
+				  "stomp: dropped a message for %s (slow reader)", sub->dest);
+			continue;
+		}
+		uint64_t seq = ++s->next_seq;
+		if (need_ack && pend_push(sub, seq, 0) < 0)
+			continue;
+		if (send_message(s, sub, m, seq) < 0 && need_ack)
+			sub->npend--;
+	}
+}
+
+/* A queue message the session does not send stays unacknowledged in the
+ * router, which hands it to another consumer when this one is cancelled:
+ * queue messages are never dropped here. Auto mode acknowledges once the
+ * MESSAGE is queued for the socket. */
+static void deliver_queue(void *owner, struct router_consumer *rc, struct message *m,
+			  uint64_t tag)
+{
+	struct stomp_session *s = owner;
+	struct stomp_sub *sub = router_consumer_user(rc);
+	sub->cons = rc;   /* deliveries can come before router_queue_consume returns */
+	if (cannot_send(s))
+		return;
+	uint64_t seq = ++s->next_seq;
+	bool need_ack = sub->ack != STOMP_ACK_AUTO;
+	if (need_ack && pend_push(sub, seq, tag) < 0)
+		return;
+	if (send_message(s, sub, m, seq) < 0) {
+		if (need_ack)
+			sub->npend--;
+		return;
+	}
+	if (!need_ack)
+		router_queue_ack(s->r, rc, tag);
+}
+
+/* ---- SUBSCRIBE / UNSUBSCRIBE ---- */
+
+static int parse_ack_mode(const char *v, enum stomp_ack_mode *out)
+{
+	if (!v || strcmp(v, "auto") == 0)
+		*out = STOMP_ACK_AUTO;
+	else if (strcmp(v, "client") == 0)
+		*out = STOMP_ACK_CLIENT;
+	else if (strcmp(v, "client-individual") == 0)
+		*out = STOMP_ACK_INDIVIDUAL;
+	else
+		return -1;
+	return 0;
+}
+
+static int dest_error(struct stomp_session *s, const struct stomp_frame *f, const char *dest,
+		      int kind)
+{
+	char d[200];
+	if (kind == -2)
+		return stomp_fail(s, f, "out of memory", NULL);
+	if (kind == 0) {
+		snprintf(d, sizeof(d), "'%.100s': supported destinations are /topic/<name> and "
+			 "/queue/<name>", dest);
+		return stomp_fail(s, f, "unsupported destination", d);
+	}
+	snprintf(d, sizeof(d), "'%.100s' is not a valid destination here", dest);
+	return stomp_fail(s, f, "invalid destination", d);
+}
+
+static struct stomp_sub *sub_new(struct stomp_session *s, const char *id, bool has_id,
+				 const char *dest, enum stomp_ack_mode ack)
+{
+	if (s->nsubs == s->subcap) {
+		size_t cap = s->subcap ? s->subcap * 2 : 8;
+		struct stomp_sub **a = realloc(s->subs, cap * sizeof(*a));
+		if (!a)
+			return NULL;
+		s->subs = a;
+		s->subcap = cap;
+	}
+	struct stomp_sub *sub = calloc(1, sizeof(*sub));
+	if (!sub)
+		return NULL;
+	sub->s = s;
+	sub->num = ++s->next_subnum;
+	sub->id = strdup(id);
+	sub->dest = strdup(dest);
+	sub->has_id = has_id;
+	sub->ack = ack;
+	if (!sub->id || !sub->dest) {
+		free(sub->id);
+		free(sub->dest);
+		free(sub);
+		return NULL;
+	}
+	s->subs[s->nsubs++] = sub;
+	return sub;
+}
+
+int stomp_on_subscribe(struct stomp_session *s, const struct stomp_frame *f)
+{
+	const char *dest = stomp_frame_get(f, "destination");
+	if (!dest || !*dest)
+		return stomp_fail(s, f, "missing destination header", NULL);
+	const char *id = stomp_frame_get(f, "id");
+	bool has_id = id != NULL;
+	if (!id && s->v >= STOMP_V11)
+		return stomp_fail(s, f, "missing id header", "SUBSCRIBE needs an id in STOMP 1.1 and 1.2");
+	if (!id)
+		id = dest;   /* 1.0: the destination names the subscription */
+	if (sub_by_id(s, id))
+		return stomp_fail(s, f, "subscription id already in use", NULL);
+	if (s->nsubs >= s->cfg->stomp_max_subscriptions) {
+		char d[80];
+		snprintf(d, sizeof(d), "at most %zu subscriptions per connection",
+			 s->cfg->stomp_max_subscriptions);
+		return stomp_fail(s, f, "too many subscriptions", d);
+	}
+	enum stomp_ack_mode ack;
+	if (parse_ack_mode(stomp_frame_get(f, "ack"), &ack) < 0)
+		return stomp_fail(s, f, "invalid ack mode",
+				  "ack must be auto, client or client-individual");
+	char *name;
+	size_t nlen;
+	int kind = stomp_dest_map(dest, true, &name, &nlen);
+	if (kind <= 0)
+		return dest_error(s, f, dest, kind);
+	struct stomp_sub *sub = sub_new(s, id, has_id, dest, ack);
+	if (!sub) {
+		free(name);
+		return stomp_fail(s, f, "out of memory", NULL);
+	}
+	int err = 0;
+	if (kind == 1) {
+		sub->rsub = router_subscribe(s->r, name, nlen, s, deliver_topic, sub, &err);
+		free(name);
+	} else {
+		sub->queue = name;
+		sub->qlen = nlen;
+		/* messages waiting in the queue arrive before this returns */
+		struct router_consumer *rc =
+			router_queue_consume(s->r, name, nlen, s, deliver_queue, sub,
+					     (unsigned)s->cfg->stomp_max_unacked, false, &err);
+		sub->cons = rc;
+	}
+	if (!sub->rsub && !sub->cons) {
+		sub_remove(s, sub);
+		sub_release(s, sub);
+		return dest_error(s, f, dest, err == ROUTER_ENOMEM ? -2 : -1);
+	}
+	return 0;
+}
+
+int stomp_on_unsubscribe(struct stomp_session *s, const struct stomp_frame *f)
+{
+	const char *id = stomp_frame_get(f, "id");
+	struct stomp_sub *sub = NULL;
+	if (id) {
+		sub = sub_by_id(s, id);
+	} else {
+		/* 1.0 may name the destination instead */
+		const char *dest = stomp_frame_get(f, "destination");
+		if (s->v >= STOMP_V11 || !dest)
+			return stomp_fail(s, f, "missing id header", NULL);
+		for (size_t i = 0; i < s->nsubs && !sub; i++)
+			if (strcmp(s->subs[i]->dest, dest) == 0)
+				sub = s->subs[i];
+	}
+	/* an unknown id is not worth a disconnect: the goal is already met */
+	if (sub) {
+		sub_remove(s, sub);
+		sub_release(s, sub);
+	}
+	return 0;
+}
+
+/* ---- ACK / NACK ---- */
+
+static int parse_u64(const char **pp, uint64_t *out)
+{
+	const char *p = *pp;
+	uint64_t x = 0;
+	if (*p < '0' || *p > '9')
+		return -1;
+	while (*p >= '0' && *p <= '9') {
+		if (x > (UINT64_MAX - 9) / 10)
+			return -1;
+		x = x * 10 + (uint64_t)(*p++ - '0');
+	}
+	*pp = p;
+	*out = x;
+	return 0;
+}
+
+/* "<session>-<sub>-<seq>" of this session. */
+static int parse_message_id(const struct stomp_session *s, const char *v, uint32_t *num,
+			    uint64_t *seq)
+{
+	size_t n = strlen(s->id);
+	uint64_t x;
+	if (strncmp(v, s->id, n) != 0 || v[n] != '-')
+		return -1;
+	v += n + 1;
+	if (parse_u64(&v, &x) < 0 || x > UINT32_MAX || *v++ != '-' || parse_u64(&v, seq) < 0 || *v)
+		return -1;
+	*num = (uint32_t)x;
+	return 0;
+}
+
+int stomp_on_ack(struct stomp_session *s, const struct stomp_frame *f, bool nack)
+{
+	/* 1.2 acks by the ack header's value in `id`; 1.0/1.1 by message-id.
+	 * Either is accepted in any version: they carry the same text. */
+	const char *want = s->v >= STOMP_V12 ? "id" : "message-id";
+	const char *v = stomp_frame_get(f, want);
+	if (!v)
+		v = stomp_frame_get(f, s->v >= STOMP_V12 ? "message-id" : "id");
+	if (!v) {
+		char m[40];
+		snprintf(m, sizeof(m), "missing %s header", want);
+		return stomp_fail(s, f, m, NULL);
+	}
+	uint32_t num;
+	uint64_t seq;
+	struct stomp_sub *sub = NULL;
+	if (parse_message_id(s, v, &num, &seq) == 0)
+		sub = sub_by_num(s, num);
+	const char *sid = stomp_frame_get(f, "subscription");
+	if (sub && s->v == STOMP_V11 && sid && strcmp(sid, sub->id) != 0)
+		sub = NULL;
+	if (!sub || pend_find(sub, seq) < 0) {
+		char d[200];
+		snprintf(d, sizeof(d), "%s '%.100s' names no message waiting for acknowledgement",
+			 nack ? "NACK" : "ACK", v);
+		return stomp_fail(s, f, "unknown message id", d);
+	}
+	bool absent;
+	struct stomp_tx *tx = stomp_tx_of(s, f, &absent);
+	if (!tx && !absent)
+		return -1;
+	if (tx) {
+		struct stomp_op op = { .kind = nack ? STOMP_OP_NACK : STOMP_OP_ACK,
+				       .subnum = num, .seq = seq };
+		return stomp_tx_add(s, tx, f, &op, 0);
+	}
+	stomp_apply_ack(s, num, seq, nack);
+	return 0;
+}
+
+void stomp_apply_ack(struct stomp_session *s, uint32_t subnum, uint64_t seq, bool nack)
+{
+	struct stomp_sub *sub = sub_by_num(s, subnum);
+	long idx = sub ? pend_find(sub, seq) : -1;
+	if (idx < 0)
+		return;
+	/* client mode is cumulative: everything up to this delivery */
+	size_t lo = sub->ack == STOMP_ACK_CLIENT ? 0 : (size_t)idx;
+	size_t n = (size_t)idx - lo + 1;
+	struct stomp_pending one, *done = n == 1 ? &one : malloc(n * sizeof(*done));
+	if (done)
+		memcpy(done, sub->pend + lo, n * sizeof(*done));
+	/* off the list before the router hears of it: a NACK (or the room an
+	 * ACK frees) can hand a message to this very subscription at once */
+	memmove(sub->pend + lo, sub->pend + idx + 1, (sub->npend - (size_t)idx - 1) * sizeof(*done));
+	sub->npend -= n;
+	if (!sub->cons || !done) {
+		/* topic: nothing to tell; OOM: the router takes them back at cancel */
+		if (done != &one)
+			free(done);
+		return;
+	}
+	struct router_consumer *rc = sub->cons;
+	for (size_t i = 0; i < n; i++) {
+		/* NACKs newest first, so that the queue's front keeps their order */
+		if (nack)
+			router_queue_nack(s->r, rc, done[n - 1 - i].tag);
+		else
+			router_queue_ack(s->r, rc, done[i].tag);
+	}
+	if (done != &one)
+		free(done);
+}
