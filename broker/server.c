@@ -104,11 +104,11 @@ static int write_port_file(struct server *s, char *err, size_t errlen)
 {
 	if (!s->cfg.port_file[0])
 		return 0;
-	char tmp[600];
+	char tmp[520];
 	snprintf(tmp, sizeof(tmp), "%s.tmp", s->cfg.port_file);
 	FILE *f = fopen(tmp, "w");
 	if (!f) {
-		snprintf(err, errlen, "port file %s: %s", tmp, strerror(errno));
+		snprintf(err, errlen, "port file %.400s: %s", tmp, strerror(errno));
 		return -1;
 	}
 	for (size_t i = 0; i < s->nlisteners; i++)
@@ -116,7 +116,7 @@ static int write_port_file(struct server *s, char *err, size_t errlen)
 			s->listeners[i].bound);
 	/* Written whole and then renamed, so a reader never sees half a file. */
 	if (fclose(f) != 0 || rename(tmp, s->cfg.port_file) != 0) {
-		snprintf(err, errlen, "port file %s: %s", s->cfg.port_file, strerror(errno));
+		snprintf(err, errlen, "port file %.400s: %s", s->cfg.port_file, strerror(errno));
 		return -1;
 	}
 	return 0;

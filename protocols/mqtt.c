@@ -1,0 +1,632 @@
+/* mqtt: one MQTT 3.1 / 3.1.1 connection (OASIS MQTT 3.1.1 sections 3 and
+ * 4). It buffers at most one packet (never more than mqtt_max_packet, which
+ * is judged from the fixed header), judges CONNECT, and turns packets into
+ * router calls and mqtt_session state changes. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "auth.h"
+#include "clock.h"
+#include "config.h"
+#include "conn.h"
+#include "log.h"
+#include "message.h"
+#include "mqtt.h"
+#include "mqtt_codec.h"
+#include "mqtt_session.h"
+#include "router.h"
+
+/* WebSocket close codes (RFC 6455 7.4.1) for the ways an MQTT connection
+ * ends; over raw TCP only the reason reaches the log. */
+#define WS_NORMAL 1000
+#define WS_PROTOCOL 1002
+#define WS_POLICY 1008
+#define WS_TOO_BIG 1009
+
+/* A buffer grown for one large packet is given back afterwards. */
+#define KEEP_BUF 65536
+
+struct mqtt_conn {
+	struct conn *c;
+	struct router *router;
+	const struct cfg *cfg;
+	struct mqtt_sess *sess;      /* NULL before CONNECT and after takeover */
+	uint8_t level;               /* 0 until CONNECT */
+	bool connected;
+	bool closed;                 /* we called conn_close */
+	bool disconnected;           /* DISCONNECT received: no will */
+	uint64_t keepalive_ms;       /* 1.5 x the client's keepalive, 0 = none */
+	uint64_t last_rx_ms;
+	struct message *will;
+	uint8_t will_qos;
+	bool will_retain;
+	uint8_t *buf;                /* a packet split across reads */
+	size_t len, cap;
+};
+
+/* ---- helpers ---- */
+
+static int fail(struct mqtt_conn *mc, uint16_t ws_code, const char *why)
+{
+	log_info(conn_peer(mc->c), conn_client_id(mc->c), "mqtt: closing: %s", why);
+	mc->closed = true;
+	conn_close(mc->c, ws_code, why);
+	return -1;
+}
+
+static uint8_t out_level(const struct mqtt_conn *mc)
+{
+	return mc->level == MQTT_LEVEL_31 ? MQTT_LEVEL_31 : MQTT_LEVEL_311;
+}
+
+static void send_ack(struct mqtt_conn *mc, uint8_t type, uint16_t id)
+{
+	uint8_t b[4];
+	size_t n = mqtt_encode_ack(b, sizeof(b), out_level(mc), type, id);
+
+	if (n)
+		conn_send(mc->c, b, n);
+}
+
+static void send_connack(struct mqtt_conn *mc, bool present, uint8_t code)
+{
+	uint8_t b[4];
+	size_t n = mqtt_encode_connack(b, sizeof(b), out_level(mc), present, code);
+
+	if (n)
+		conn_send(mc->c, b, n);
+}
+
+static int refuse(struct mqtt_conn *mc, uint8_t code, const char *why)
+{
+	send_connack(mc, false, code);
+	return fail(mc, code == MQTT_CONNACK_NOT_AUTHORIZED ? WS_POLICY : WS_NORMAL, why);
+}
+
+static bool is_sys_topic(const struct message *m)
+{
+	return m->topic_len >= 4 && !memcmp(m->topic, "$SYS", 4) &&
+	       (m->topic_len == 4 || m->topic[4] == '/');
+}
+
+static void note_retained(void *arg, struct message *m)
+{
+	*(bool *)arg = true;
+}
+
+/* Retained store bound: a new topic is refused when the store is full; a
+ * topic already held may always be replaced or cleared. */
+static void retain(struct mqtt_conn *mc, struct message *m)
+{
+	bool held = false;
+
+	if (m->payload_len && router_retained_count(mc->router) >= mc->cfg->mqtt_max_retained) {
+		router_retained_foreach(mc->router, m->topic, m->topic_len, note_retained, &held);
+		if (!held) {
+			log_warn(conn_peer(mc->c), conn_client_id(mc->c),
+				 "mqtt: retained store full, '%s' not retained", m->topic);
+			return;
+		}
+	}
+	router_retain(mc->router, m);
+}
+
+/* A client PUBLISH or a will, into the router. $SYS belongs to the broker:
+ * clients may not write there (acknowledged, not routed). */
+static void route(struct mqtt_conn *mc, struct message *m)
+{
+	if (is_sys_topic(m)) {
+		log_debug(conn_peer(mc->c), conn_client_id(mc->c),
+			  "mqtt: publish to '%s' ignored", m->topic);
+		return;
+	}
+	if (m->retain)
+		retain(mc, m);
+	router_publish(mc->router, m);
+}
+
+static void publish_will(struct mqtt_conn *mc)
+{
+	struct message *w = mc->will;
+
+	if (!w)
+		return;
+	mc->will = NULL;
+	log_debug(conn_peer(mc->c), conn_client_id(mc->c), "mqtt: will to '%s'", w->topic);
+	route(mc, w);
+	message_unref(w);
+}
+
+/* ---- CONNECT ---- */
+
+/* Client ids of our own making (empty id with clean session). */
+static void generate_id(char *out, size_t cap)
+{
+	static uint64_t counter;
+
+	do {
+		counter++;
+		snprintf(out, cap, "wsb-%llx-%llx", (unsigned long long)clock_wall_ms(),
+			 (unsigned long long)counter);
+	} while (mqtt_sess_find(out));
+}
+
+static char *str_dup(struct mqtt_str s)
+{
+	char *p = malloc(s.len + 1);
+
+	if (p) {
+		memcpy(p, s.p, s.len);
+		p[s.len] = '\0';
+	}
+	return p;
+}
+
+static int check_login(struct mqtt_conn *mc, const struct mqtt_connect *c)
+{
+	char *user = NULL;
+	enum auth_result r;
+
+	if (c->has_username && !(user = str_dup(c->username)))
+		return -1;
+	r = auth_check(user, c->has_password ? (const char *)c->password.p : NULL,
+		       c->has_password ? c->password.len : 0, conn_peer(mc->c));
+	free(user);
+	return r == AUTH_OK ? 0 : -1;
+}
+
+static int make_will(struct mqtt_conn *mc, const struct mqtt_connect *c)
+{
+	if (!c->will)
+		return 0;
+	mc->will = message_new((const char *)c->will_topic.p, c->will_topic.len,
+			       c->will_payload.p, c->will_payload.len);
+	if (!mc->will)
+		return -1;
+	mc->will->qos = c->will_qos;
+	mc->will->retain = c->will_retain;
+	return 0;
+}
+
+/* A new connection with the same client id: the old one goes, and its will
+ * with it (it did not DISCONNECT). */
+static void take_over(struct mqtt_conn *old)
+{
+	struct mqtt_sess *s = old->sess;
+
+	old->sess = NULL;
+	mqtt_sess_detach(s);
+	publish_will(old);
+	log_info(conn_peer(old->c), conn_client_id(old->c), "mqtt: session taken over");
+	old->closed = true;
+	conn_close(old->c, WS_NORMAL, "session taken over");
+}
+
+/* The session this CONNECT gets; *present when an old one resumes. */
+static struct mqtt_sess *claim_session(struct mqtt_conn *mc, const char *id, bool clean,
+				       bool *present)
+{
+	struct mqtt_sess *s;
+
+	mqtt_sess_expire();
+	s = mqtt_sess_find(id);
+	if (s && s->owner)
+		take_over(s->owner);
+	/* MQTT-3.1.2-6: a clean start discards the old session; a clean
+	 * session also ends with the connection that made it. */
+	if (s && (clean || s->clean)) {
+		mqtt_sess_free(s);
+		s = NULL;
+	}
+	*present = s != NULL;
+	return s ? s : mqtt_sess_new(id, clean, mc->router, mc->cfg);
+}
+
+static int handle_connect(struct mqtt_conn *mc, const struct mqtt_packet *pk)
+{
+	const struct mqtt_connect *c = &pk->u.connect;
+	uint32_t max_ka = mc->cfg->mqtt_max_keepalive;
+	char gen[64], *id;
+	bool present;
+
+	mc->level = c->level;
+	if (c->client_id.len == 0) {
+		/* MQTT-3.1.3-7/-8; 3.1 needs 1 to 23 characters. */
+		if (!c->clean || c->level == MQTT_LEVEL_31)
+			return refuse(mc, MQTT_CONNACK_ID_REJECTED, "empty client id");
+		generate_id(gen, sizeof(gen));
+	} else if (c->level == MQTT_LEVEL_31 && c->client_id.len > 23) {
+		return refuse(mc, MQTT_CONNACK_ID_REJECTED, "client id over 23 bytes (3.1)");
+	}
+	/* 3.1.1 cannot tell a client to use a shorter keepalive: refuse. */
+	if (max_ka && (c->keepalive == 0 || c->keepalive > max_ka))
+		return refuse(mc, MQTT_CONNACK_ID_REJECTED, "keepalive above the maximum");
+	if (check_login(mc, c) < 0)
+		return refuse(mc, MQTT_CONNACK_NOT_AUTHORIZED, "not authorized");
+	id = c->client_id.len ? str_dup(c->client_id) : strdup(gen);
+	if (!id || make_will(mc, c) < 0) {
+		free(id);
+		return refuse(mc, MQTT_CONNACK_UNAVAILABLE, "out of memory");
+	}
+	conn_set_client_id(mc->c, id);
+	mc->sess = claim_session(mc, id, c->clean, &present);
+	free(id);
+	if (!mc->sess)
+		return refuse(mc, MQTT_CONNACK_UNAVAILABLE, "out of memory");
+	send_connack(mc, present, MQTT_CONNACK_ACCEPTED);
+	mc->connected = true;
+	mc->keepalive_ms = (uint64_t)c->keepalive * 1500;
+	conn_timer(mc->c, mc->keepalive_ms);
+	log_info(conn_peer(mc->c), conn_client_id(mc->c),
+		 "mqtt: connected (level %u, clean %d, keepalive %u, session present %d)",
+		 c->level, c->clean, c->keepalive, present);
+	mqtt_sess_attach(mc->sess, mc->c, mc, out_level(mc));
+	return 0;
+}
+
+/* ---- other packets ---- */
+
+static int handle_publish(struct mqtt_conn *mc, const struct mqtt_packet *pk)
+{
+	const struct mqtt_publish *p = &pk->u.publish;
+	struct message *m;
+
+	/* MQTT-4.3.3-2: the first copy is delivered, later ones before PUBREL
+	 * only acknowledged again. */
+	if (p->qos == 2 && mqtt_sess_qos2_held(mc->sess, p->id)) {
+		send_ack(mc, MQTT_PUBREC, p->id);
+		return 0;
+	}
+	m = message_new((const char *)p->topic.p, p->topic.len, p->payload.p, p->payload.len);
+	if (!m || (p->qos == 2 && mqtt_sess_qos2_hold(mc->sess, p->id) < 0)) {
+		if (m)
+			message_unref(m);
+		return fail(mc, WS_NORMAL, "out of memory");
+	}
+	m->qos = p->qos;
+	m->retain = p->retain;
+	route(mc, m);
+	message_unref(m);
+	if (p->qos == 1)
+		send_ack(mc, MQTT_PUBACK, p->id);
+	else if (p->qos == 2)
+		send_ack(mc, MQTT_PUBREC, p->id);
+	return 0;
+}
+
+static int handle_subscribe(struct mqtt_conn *mc, const struct mqtt_packet *pk)
+{
+	size_t n = pk->u.topics.count, i = 0, len;
+	uint8_t *codes = malloc(n), qos, *out;
+	struct mqtt_topic_iter it;
+	struct mqtt_str f;
+	bool failed = false;
+
+	if (!codes)
+		return fail(mc, WS_NORMAL, "out of memory");
+	mqtt_topics_begin(pk, &it);
+	while (mqtt_topics_next(&it, &f, &qos)) {
+		codes[i] = mqtt_sess_subscribe(mc->sess, f.p, f.len, qos);
+		if (codes[i] == MQTT_SUBACK_FAILURE) {
+			failed = true;
+			log_info(conn_peer(mc->c), conn_client_id(mc->c),
+				 "mqtt: subscription to '%.*s' refused", (int)(f.len > 200 ? 200 : f.len),
+				 (const char *)f.p);
+		}
+		i++;
+	}
+	/* 3.1 has no failure code in SUBACK. */
+	if (failed && mc->level == MQTT_LEVEL_31) {
+		free(codes);
+		return fail(mc, WS_PROTOCOL, "invalid topic filter");
+	}
+	out = mqtt_scratch(n + MQTT_MAX_FIXED_HEADER + 2);
+	len = out ? mqtt_encode_suback(out, n + MQTT_MAX_FIXED_HEADER + 2, out_level(mc), pk->id,
+				       codes, n) : 0;
+	if (len)
+		conn_send(mc->c, out, len);
+	/* Retained messages follow the SUBACK (MQTT-3.3.1-6). */
+	mqtt_topics_begin(pk, &it);
+	for (i = 0; mqtt_topics_next(&it, &f, &qos); i++)
+		if (codes[i] != MQTT_SUBACK_FAILURE)
+			mqtt_sess_send_retained(mc->sess, f.p, f.len);
+	free(codes);
+	return 0;
+}
+
+static int handle_unsubscribe(struct mqtt_conn *mc, const struct mqtt_packet *pk)
+{
+	struct mqtt_topic_iter it;
+	struct mqtt_str f;
+
+	mqtt_topics_begin(pk, &it);
+	while (mqtt_topics_next(&it, &f, NULL))
+		mqtt_sess_unsubscribe(mc->sess, f.p, f.len);
+	send_ack(mc, MQTT_UNSUBACK, pk->id);
+	return 0;
+}
+
+static int handle_disconnect(struct mqtt_conn *mc)
+{
+	/* MQTT-3.14.4-3: the will is discarded. */
+	mc->disconnected = true;
+	if (mc->will) {
+		message_unref(mc->will);
+		mc->will = NULL;
+	}
+	mc->closed = true;
+	conn_close(mc->c, WS_NORMAL, "disconnect");
+	return -1;
+}
+
+static int handle(struct mqtt_conn *mc, const struct mqtt_packet *pk)
+{
+	uint8_t b[2];
+
+	if (!mc->connected) {
+		if (pk->type != MQTT_CONNECT)
+			return fail(mc, WS_PROTOCOL, "first packet is not CONNECT");
+		return handle_connect(mc, pk);
+	}
+	switch (pk->type) {
+	case MQTT_PUBLISH:
+		return handle_publish(mc, pk);
+	case MQTT_PUBACK:
+		mqtt_sess_on_puback(mc->sess, pk->id);
+		return 0;
+	case MQTT_PUBREC:
+		mqtt_sess_on_pubrec(mc->sess, pk->id);
+		return 0;
+	case MQTT_PUBREL:
+		mqtt_sess_qos2_release(mc->sess, pk->id);
+		send_ack(mc, MQTT_PUBCOMP, pk->id);
+		return 0;
+	case MQTT_PUBCOMP:
+		mqtt_sess_on_pubcomp(mc->sess, pk->id);
+		return 0;
+	case MQTT_SUBSCRIBE:
+		return handle_subscribe(mc, pk);
+	case MQTT_UNSUBSCRIBE:
+		return handle_unsubscribe(mc, pk);
+	case MQTT_PINGREQ:
+		conn_send(mc->c, b, mqtt_encode_empty(b, sizeof(b), out_level(mc), MQTT_PINGRESP));
+		return 0;
+	case MQTT_DISCONNECT:
+		return handle_disconnect(mc);
+	case MQTT_CONNECT:
+		return fail(mc, WS_PROTOCOL, "second CONNECT");
+	default:
+		return fail(mc, WS_PROTOCOL, "packet a client may not send");
+	}
+}
+
+/* ---- the byte stream ---- */
+
+static int parse_failed(struct mqtt_conn *mc, int err)
+{
+	char why[80];
+
+	snprintf(why, sizeof(why), "%s", mqtt_strerror(err));
+	if (err == MQTT_ERR_LEVEL && !mc->connected) {
+		/* MQTT-3.1.2-2, also how a 5.0 client learns we speak 3.1.1. */
+		mc->level = MQTT_LEVEL_311;
+		return refuse(mc, MQTT_CONNACK_BAD_VERSION, why);
+	}
+	return fail(mc, err == MQTT_ERR_TOO_LARGE ? WS_TOO_BIG : WS_PROTOCOL, why);
+}
+
+static int buf_append(struct mqtt_conn *mc, const uint8_t *p, size_t n)
+{
+	if (mc->len + n > mc->cap) {
+		size_t cap = mc->cap ? mc->cap : 256;
+		uint8_t *b;
+
+		while (cap < mc->len + n)
+			cap *= 2;
+		if (!(b = realloc(mc->buf, cap)))
+			return -1;
+		mc->buf = b;
+		mc->cap = cap;
+	}
+	memcpy(mc->buf + mc->len, p, n);
+	mc->len += n;
+	return 0;
+}
+
+static int handle_buffered(struct mqtt_conn *mc, const struct mqtt_parse_opts *o)
+{
+	struct mqtt_packet pk;
+	int r = mqtt_parse(o, mc->buf, mc->len, &pk);
+
+	if (r < 0)
+		return parse_failed(mc, r);
+	r = handle(mc, &pk);
+	mc->len = 0;
+	if (mc->cap > KEEP_BUF) {
+		free(mc->buf);
+		mc->buf = NULL;
+		mc->cap = 0;
+	}
+	return r;
+}
+
+/* Complete the packet begun in mc->buf with bytes from *p: never takes
+ * more than that packet needs. 1 when it is whole, 0 when *n ran out. */
+static int fill_buffered(struct mqtt_conn *mc, const struct mqtt_parse_opts *o,
+			 const uint8_t **p, size_t *n)
+{
+	for (;;) {
+		size_t total = 0, take;
+		int hl = mqtt_parse_header(o, mc->buf, mc->len, &total);
+
+		if (hl < 0)
+			return parse_failed(mc, hl);
+		if (hl > 0 && mc->len >= total)
+			return 1;
+		if (*n == 0)
+			return 0;
+		take = hl == 0 ? 1 : total - mc->len;
+		if (take > *n)
+			take = *n;
+		if (buf_append(mc, *p, take) < 0)
+			return fail(mc, WS_NORMAL, "out of memory");
+		*p += take;
+		*n -= take;
+	}
+}
+
+static int mqtt_input(void *sp, const uint8_t *p, size_t n)
+{
+	struct mqtt_conn *mc = sp;
+	struct mqtt_parse_opts o;
+	struct mqtt_packet pk;
+	int r;
+
+	/* Any byte counts as life: a large PUBLISH on a slow link is not
+	 * cut off for taking longer than the keepalive. */
+	mc->last_rx_ms = clock_now_ms();
+	while (!mc->closed && !conn_closing(mc->c)) {
+		o.level = mc->level;
+		o.max_packet = mc->cfg->mqtt_max_packet;
+		if (mc->len) {
+			if ((r = fill_buffered(mc, &o, &p, &n)) <= 0)
+				return r;
+			if (handle_buffered(mc, &o) < 0)
+				return -1;
+			continue;
+		}
+		if (n == 0)
+			return 0;
+		r = mqtt_parse(&o, p, n, &pk);
+		if (r < 0)
+			return parse_failed(mc, r);
+		if (r == 0)   /* less than one packet, and no more than it */
+			return buf_append(mc, p, n) < 0 ? fail(mc, WS_NORMAL, "out of memory") : 0;
+		if (handle(mc, &pk) < 0)
+			return -1;
+		p += r;
+		n -= (size_t)r;
+	}
+	return -1;
+}
+
+/* ---- struct protocol ---- */
+
+static void *mqtt_open(struct conn *c, const struct proto_env *env, const char *ws_name)
+{
+	struct mqtt_conn *mc = calloc(1, sizeof(*mc));
+
+	if (!mc)
+		return NULL;
+	mc->c = c;
+	mc->router = env->router;
+	mc->cfg = env->cfg;
+	mc->last_rx_ms = clock_now_ms();
+	/* MQTT-3.1.4: a connection that never sends CONNECT is closed. */
+	conn_timer(c, env->cfg->handshake_timeout_ms);
+	return mc;
+}
+
+static void mqtt_tick(void *sp)
+{
+	struct mqtt_conn *mc = sp;
+	uint64_t now = clock_now_ms(), deadline;
+
+	if (mc->closed)
+		return;
+	if (!mc->connected) {
+		fail(mc, WS_POLICY, "no CONNECT in time");
+		return;
+	}
+	if (!mc->keepalive_ms)
+		return;
+	deadline = mc->last_rx_ms + mc->keepalive_ms;
+	if (now >= deadline) {
+		fail(mc, WS_NORMAL, "keepalive expired");
+		return;
+	}
+	conn_timer(mc->c, deadline - now);
+}
+
+static void mqtt_shutdown(void *sp)
+{
+	/* 3.1.1 has no server-side goodbye; conn closes with 1001. */
+}
+
+static void mqtt_close(void *sp, enum proto_close_reason why)
+{
+	struct mqtt_conn *mc = sp;
+	struct mqtt_sess *s = mc->sess;
+
+	if (s) {
+		mc->sess = NULL;
+		mqtt_sess_detach(s);
+		if (s->clean)
+			mqtt_sess_free(s);
+	}
+	/* MQTT-3.1.2-8: every end but DISCONNECT publishes the will; a
+	 * refused CONNECT never had one. */
+	if (mc->connected && !mc->disconnected)
+		publish_will(mc);
+	if (mc->will)
+		message_unref(mc->will);
+	log_debug(conn_peer(mc->c), conn_client_id(mc->c), "mqtt: closed (%d)", (int)why);
+	free(mc->buf);
+	free(mc);
+}
+
+static void mqtt_teardown(void)
+{
+	mqtt_sess_free_all();
+}
+
+/* First bytes of a raw TCP stream: a CONNECT (0x10), a plausible remaining
+ * length, and the protocol name of 3.1.1/5.0 or 3.1. */
+static int mqtt_sniff(const uint8_t *p, size_t n)
+{
+	static const uint8_t v4[] = {0, 4, 'M', 'Q', 'T', 'T'};
+	static const uint8_t v3[] = {0, 6, 'M', 'Q', 'I', 's', 'd', 'p'};
+	size_t i, rem = 0, mul = 1, have;
+	bool a, b;
+
+	if (n < 1)
+		return 0;
+	if (p[0] != 0x10)
+		return -1;
+	for (i = 1;; i++) {
+		if (i >= n)
+			return 0;
+		rem += (size_t)(p[i] & 0x7F) * mul;
+		if (!(p[i] & 0x80))
+			break;
+		if (i == 4)
+			return -1;
+		mul *= 128;
+	}
+	if (rem < 12)   /* the smallest CONNECT there is */
+		return -1;
+	p += i + 1;
+	have = n - (i + 1);
+	a = !memcmp(p, v4, have < sizeof(v4) ? have : sizeof(v4));
+	b = !memcmp(p, v3, have < sizeof(v3) ? have : sizeof(v3));
+	if ((a && have >= sizeof(v4)) || (b && have >= sizeof(v3)))
+		return 1;
+	return a || b ? 0 : -1;
+}
+
+static const char *const mqtt_ws_names[] = {"mqtt", "mqttv3.1", "mqtt-v3.1.1", "mqtt-v5",
+					    NULL};
+
+const struct protocol mqtt_protocol = {
+	.name = "mqtt",
+	.ws_names = mqtt_ws_names,
+	.ws_binary_only = true,
+	.ws_binary_out = true,
+	.sniff = mqtt_sniff,
+	.open = mqtt_open,
+	.input = mqtt_input,
+	.tick = mqtt_tick,
+	.shutdown = mqtt_shutdown,
+	.close = mqtt_close,
+	.teardown = mqtt_teardown,
+};
