@@ -23,6 +23,8 @@ enum conn_state { CS_SNIFF, CS_HTTP, CS_WS, CS_RAW };
 struct conn {
 	struct conn *prev, *next;       /* live list */
 	struct conn *reap_next;         /* pending free */
+	struct conn *release_next;      /* session to be closed */
+	bool release_pending;
 	struct bufferevent *bev;
 	enum conn_state state;
 	enum listener_kind kind;
@@ -36,6 +38,8 @@ struct conn {
 	bool dead;                      /* on the reap list */
 	bool close_sent, close_rcvd;    /* WebSocket close handshake */
 	bool flush_then_free;
+	bool lingering;                 /* after our last word: discard input until EOF */
+	bool shut_wr;
 	bool answered;                  /* the session has sent something */
 	bool ping_out;
 	enum proto_close_reason why;
@@ -55,6 +59,7 @@ static struct {
 	struct conn *live;
 	size_t nlive;
 	struct conn *reap;
+	struct conn *release;
 	struct event *reap_ev;
 	bool shutting_down;
 	uint64_t started_ms;
@@ -195,8 +200,33 @@ int conn_send(struct conn *c, const void *data, size_t len)
 	return conn_send_type(c, data, len, c->proto ? c->proto->ws_binary_out : false);
 }
 
+/* The session has said its last word: close it (will messages, router
+ * clean-up) soon, outside the caller's stack, while the transport finishes
+ * its goodbye on its own time. */
+static void release_session_later(struct conn *c)
+{
+	if (!c->session || c->release_pending)
+		return;
+	c->release_pending = true;
+	c->release_next = M.release;
+	M.release = c;
+	event_active(M.reap_ev, EV_TIMEOUT, 0);
+}
+
+static void release_sessions(void)
+{
+	while (M.release) {
+		struct conn *c = M.release;
+		M.release = c->release_next;
+		if (c->session && c->proto->close)
+			c->proto->close(c->session, c->why_set ? c->why : PROTO_CLOSED_ERROR);
+		c->session = NULL;
+	}
+}
+
 static void free_when_flushed(struct conn *c)
 {
+	release_session_later(c);
 	c->closing = true;
 	c->flush_then_free = true;
 	if (conn_pending(c) == 0)
@@ -205,12 +235,31 @@ static void free_when_flushed(struct conn *c)
 		arm(c->close_timer, M.cfg->close_timeout_ms);
 }
 
+/* Our last bytes are queued but the peer may still be sending (half a
+ * message, a large HTTP head). Closing now would answer its data with a
+ * reset that can destroy our last bytes before it reads them, so: flush,
+ * shut our side, discard whatever still arrives, and free on its EOF or
+ * after close_timeout_ms. */
+static void linger_then_free(struct conn *c)
+{
+	release_session_later(c);
+	c->closing = true;
+	c->lingering = true;
+	if (!evtimer_pending(c->close_timer, NULL))
+		arm(c->close_timer, M.cfg->close_timeout_ms);
+	if (conn_pending(c) == 0 && !c->shut_wr) {
+		shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+		c->shut_wr = true;
+	}
+}
+
 void conn_close(struct conn *c, uint16_t ws_code, const char *reason)
 {
 	if (c->closing || c->dead)
 		return;
 	c->closing = true;
 	set_why(c, PROTO_CLOSED_BY_SESSION);
+	release_session_later(c);
 	arm(c->close_timer, M.cfg->close_timeout_ms);
 	if (c->state == CS_WS) {
 		if (!c->close_sent)
@@ -219,7 +268,7 @@ void conn_close(struct conn *c, uint16_t ws_code, const char *reason)
 			free_when_flushed(c);
 		/* else: wait for the peer's close frame, bounded by close_timer */
 	} else {
-		free_when_flushed(c);
+		linger_then_free(c);
 	}
 }
 
@@ -230,7 +279,8 @@ static void transport_error(struct conn *c, uint16_t code, const char *what)
 	set_why(c, PROTO_CLOSED_ERROR);
 	if (c->state == CS_WS && !c->close_sent)
 		ws_send_close(c, code, what);
-	free_when_flushed(c);
+	/* The rest of the stream can no longer be parsed: stop reading it. */
+	linger_then_free(c);
 }
 
 /* ---- lifecycle ---- */
@@ -256,6 +306,12 @@ static void reap_later(struct conn *c)
 
 static void conn_destroy(struct conn *c)
 {
+	if (c->release_pending) /* closed below instead */
+		for (struct conn **pp = &M.release; *pp; pp = &(*pp)->release_next)
+			if (*pp == c) {
+				*pp = c->release_next;
+				break;
+			}
 	if (c->session && c->proto->close)
 		c->proto->close(c->session, c->why_set ? c->why : PROTO_CLOSED_ERROR);
 	c->session = NULL;
@@ -271,6 +327,7 @@ static void conn_destroy(struct conn *c)
 
 static void reap_cb(evutil_socket_t fd, short what, void *arg)
 {
+	release_sessions();
 	while (M.reap) {
 		struct conn *c = M.reap;
 		M.reap = c->reap_next;
@@ -467,7 +524,7 @@ static void http_input(struct conn *c)
 		else
 			log_debug(c->peer, NULL, "HTTP %d %s", rep->status, rep->path);
 		free(rep);
-		free_when_flushed(c);
+		linger_then_free(c);
 		return;
 	}
 	evbuffer_drain(in, (size_t)r);
@@ -542,6 +599,11 @@ static void raw_input(struct conn *c)
 
 static void process_input(struct conn *c)
 {
+	if (c->lingering) {
+		struct evbuffer *in = bufferevent_get_input(c->bev);
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
 	for (;;) {
 		if (c->dead)
 			return;
@@ -574,6 +636,10 @@ static void write_cb(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 	if (c->flush_then_free && conn_pending(c) == 0)
 		reap_later(c);
+	else if (c->lingering && !c->shut_wr && conn_pending(c) == 0) {
+		shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+		c->shut_wr = true;
+	}
 }
 
 static void event_cb(struct bufferevent *bev, short what, void *arg)
@@ -708,6 +774,7 @@ void conn_shutdown_all(void (*all_gone)(void *arg), void *arg)
 
 void conn_free_all(void)
 {
+	release_sessions();
 	while (M.live) {
 		set_why(M.live, PROTO_CLOSED_SHUTDOWN);
 		reap_later(M.live);
