@@ -51,6 +51,8 @@ static const struct opt opts[] = {
 	O("stomp_max_subscriptions", T_SIZE, stomp_max_subscriptions, 1, 1000000),
 	O("stomp_max_unacked", T_SIZE, stomp_max_unacked, 1, 10000000),
 	O("queue_max_messages", T_SIZE, queue_max_messages, 1, 100000000),
+	O("stomp_max_transactions", T_SIZE, stomp_max_transactions, 1, 100000),
+	O("stomp_max_tx_frames", T_SIZE, stomp_max_tx_frames, 1, 10000000),
 	O("mqtt_max_packet", T_SIZE, mqtt_max_packet, 64, 268435455),
 	O("mqtt_max_inflight", T_SIZE, mqtt_max_inflight, 1, 65535),
 	O("mqtt_max_queued", T_SIZE, mqtt_max_queued, 0, 100000000),
@@ -58,6 +60,7 @@ static const struct opt opts[] = {
 	O("mqtt_max_keepalive", T_U32, mqtt_max_keepalive, 0, 65535),
 	O("mqtt_max_retained", T_SIZE, mqtt_max_retained, 0, 100000000),
 	O("mqtt_session_expiry", T_U32, mqtt_session_expiry, 0, 4294967295.0),
+	O("mqtt_max_sessions", T_SIZE, mqtt_max_sessions, 1, 100000000),
 };
 #undef O
 
@@ -109,6 +112,8 @@ void cfg_defaults(struct cfg *c)
 	c->stomp_max_subscriptions = 1000;
 	c->stomp_max_unacked = 1000;
 	c->queue_max_messages = 100000;
+	c->stomp_max_transactions = 16;
+	c->stomp_max_tx_frames = 10000;
 	c->mqtt_max_packet = 1048576;
 	c->mqtt_max_inflight = 20;
 	c->mqtt_max_queued = 1000;
@@ -116,6 +121,7 @@ void cfg_defaults(struct cfg *c)
 	c->mqtt_max_keepalive = 0;
 	c->mqtt_max_retained = 100000;
 	c->mqtt_session_expiry = 0;
+	c->mqtt_max_sessions = 100000;
 }
 
 static const char *const kind_names[] = {"auto", "ws", "mqtt", "stomp"};

@@ -65,6 +65,8 @@ struct cfg {
 	size_t stomp_max_subscriptions;/* per connection, 1000 */
 	size_t stomp_max_unacked;      /* per subscription, 1000 */
 	size_t queue_max_messages;     /* per queue, 100000 */
+	size_t stomp_max_transactions; /* open at once per connection, 16 */
+	size_t stomp_max_tx_frames;    /* SEND/ACK/NACK held by open transactions, 10000 */
 
 	/* MQTT */
 	size_t mqtt_max_packet;        /* 1 MiB */
@@ -73,7 +75,8 @@ struct cfg {
 	size_t mqtt_max_subscriptions; /* per client, 1000 */
 	uint32_t mqtt_max_keepalive;   /* seconds, 0 = no cap */
 	size_t mqtt_max_retained;      /* 100000 */
-	uint32_t mqtt_session_expiry;  /* seconds an absent persistent session is kept, 0 = forever */
+	uint32_t mqtt_session_expiry;
+	size_t mqtt_max_sessions;      /* sessions held at once, 100000 */  /* seconds an absent persistent session is kept, 0 = forever */
 };
 
 /* Fill with the built-in defaults (three loopback listeners, /mqtt and

@@ -249,6 +249,11 @@ static int handle_connect(struct mqtt_conn *mc, const struct mqtt_packet *pk)
 		return refuse(mc, MQTT_CONNACK_UNAVAILABLE, "out of memory");
 	}
 	conn_set_client_id(mc->c, id);
+	mqtt_sess_expire();
+	if (!mqtt_sess_find(id) && mqtt_sess_count() >= mc->cfg->mqtt_max_sessions) {
+		free(id);
+		return refuse(mc, MQTT_CONNACK_UNAVAILABLE, "mqtt_max_sessions reached");
+	}
 	mc->sess = claim_session(mc, id, c->clean, &present);
 	free(id);
 	if (!mc->sess)

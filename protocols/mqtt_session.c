@@ -146,6 +146,11 @@ static void away_append(struct mqtt_sess *s)
 	away_tail = s;
 }
 
+size_t mqtt_sess_count(void)
+{
+	return table_count;
+}
+
 struct mqtt_sess *mqtt_sess_new(const char *client_id, bool clean, struct router *r,
 				const struct cfg *cfg)
 {

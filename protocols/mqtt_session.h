@@ -87,6 +87,8 @@ void mqtt_sess_attach(struct mqtt_sess *s, struct conn *c, void *owner, uint8_t 
 void mqtt_sess_detach(struct mqtt_sess *s);
 /* Free absent persistent sessions whose expiry has passed. */
 void mqtt_sess_expire(void);
+/* Sessions held now, connected or absent. */
+size_t mqtt_sess_count(void);
 void mqtt_sess_free_all(void);
 
 /* ---- subscriptions ---- */

@@ -243,7 +243,7 @@ int stomp_tx_add(struct stomp_session *s, struct stomp_tx *tx, const struct stom
 		 const struct stomp_op *op, size_t bytes)
 {
 	struct stomp_op o = *op;
-	if (s->tx_ops >= STOMP_MAX_TX_OPS || bytes > tx_byte_limit(s) - s->tx_bytes) {
+	if (s->tx_ops >= s->cfg->stomp_max_tx_frames || bytes > tx_byte_limit(s) - s->tx_bytes) {
 		op_free(&o);
 		return stomp_fail(s, f, "transaction too large",
 				  "COMMIT the transaction before sending more");
@@ -279,7 +279,7 @@ int stomp_on_begin(struct stomp_session *s, const struct stomp_frame *f)
 		return -1;
 	if (tx_find(s, id))
 		return stomp_fail(s, f, "transaction already begun", NULL);
-	if (s->ntx >= STOMP_MAX_TX)
+	if (s->ntx >= s->cfg->stomp_max_transactions)
 		return stomp_fail(s, f, "too many open transactions", NULL);
 	struct stomp_tx *a = realloc(s->txs, (s->ntx + 1) * sizeof(*a));
 	if (!a)

@@ -91,10 +91,6 @@ struct stomp_session {
 	uint64_t dropped;             /* MESSAGEs not sent to a slow reader */
 };
 
-/* Transaction bounds (no config keys: a transaction is a client's scratch
- * space, and these are far above what an application batches). */
-#define STOMP_MAX_TX 16
-#define STOMP_MAX_TX_OPS 10000
 
 /* stomp.c */
 /* ERROR frame (with receipt-id when f asked for a receipt), then close.

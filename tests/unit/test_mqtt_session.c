@@ -308,6 +308,28 @@ static uint8_t refused_code(const struct mqtt_connect *c)
 	return code;
 }
 
+/* mqtt_max_sessions bounds the table: connected and absent persistent
+ * sessions both count; a client id that already has a session may still
+ * resume it, and a new one gets 0x03. */
+static void test_session_count_bound(void **st)
+{
+	cfg.mqtt_max_sessions = 2;
+	struct client *a = cl_connected("bound-a", false);
+	struct client *b = cl_connected("bound-b", true);
+	assert_int_equal(refused_code(&(struct mqtt_connect){.level = 4, .clean = true,
+		.keepalive = 60, .client_id = STR("bound-c")}), MQTT_CONNACK_UNAVAILABLE);
+	cl_free(a, PROTO_CLOSED_BY_PEER);          /* "bound-a" stays, absent */
+	assert_int_equal(refused_code(&(struct mqtt_connect){.level = 4, .clean = true,
+		.keepalive = 60, .client_id = STR("bound-c")}), MQTT_CONNACK_UNAVAILABLE);
+	struct client *a2 = cl_open();
+	assert_true(cl_connect_full(a2, &(struct mqtt_connect){.level = 4, .clean = false,
+		.keepalive = 60, .client_id = STR("bound-a")}));
+	cl_free(b, PROTO_CLOSED_BY_PEER);          /* clean: its session goes */
+	struct client *c = cl_connected("bound-c", true);
+	cl_free(c, PROTO_CLOSED_BY_PEER);
+	cl_free(a2, PROTO_CLOSED_BY_PEER);
+}
+
 static void test_connect_refusals(void **st)
 {
 	const uint8_t v5[] = {0x10, 0x10, 0, 4, 'M', 'Q', 'T', 'T', 5, 2, 0, 60, 0,
@@ -1138,6 +1160,7 @@ int main(void)
 		T(test_connect_accepted),
 		T(test_split_and_batched_packets),
 		T(test_connect_refusals),
+		T(test_session_count_bound),
 		T(test_connect_generated_id_and_31),
 		T(test_protocol_violations),
 		T(test_qos0_roundtrip_and_min_qos),

@@ -951,6 +951,29 @@ static void test_transaction_errors(void **st)
 	client_close(a);
 }
 
+/* The configured bounds on open transactions and on frames they hold. */
+static void test_transaction_bounds(void **st)
+{
+	(void)st;
+	cfg.stomp_max_transactions = 2;
+	cfg.stomp_max_tx_frames = 3;
+	struct client *a = connected("1.2");
+	feed(a, "BEGIN\ntransaction:t1\n\n");
+	feed(a, "BEGIN\ntransaction:t2\n\n");
+	expect_nothing(a);
+	feed(a, "BEGIN\ntransaction:t3\n\n");
+	expect_error(a, "too many open transactions");
+	client_close(a);
+	a = connected("1.2");
+	feed(a, "BEGIN\ntransaction:t\n\n");
+	for (int i = 0; i < 3; i++)
+		feed(a, "SEND\ndestination:/topic/a\ntransaction:t\n\nx");
+	expect_nothing(a);
+	feed(a, "SEND\ndestination:/topic/a\ntransaction:t\n\nx");
+	expect_error(a, "transaction too large");
+	client_close(a);
+}
+
 /* ---- heart-beats ---- */
 
 static void test_heartbeat_timer(void **st)
@@ -1181,6 +1204,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_transaction_dropped_on_disconnect, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transaction_ack, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transaction_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_transaction_bounds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_heartbeat_timer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_heartbeat_grace_configurable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_heartbeat_in_10, setup, teardown),
