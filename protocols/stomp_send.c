@@ -129,18 +129,8 @@ int stomp_on_send(struct stomp_session *s, const struct stomp_frame *f)
 	char *name;
 	size_t nlen;
 	int kind = stomp_dest_map(dest, false, &name, &nlen);
-	if (kind <= 0) {
-		char d[200];
-		if (kind == -2)
-			return stomp_fail(s, f, "out of memory", NULL);
-		if (kind == 0) {
-			snprintf(d, sizeof(d), "'%.100s': supported destinations are /topic/<name> "
-				 "and /queue/<name>", dest);
-			return stomp_fail(s, f, "unsupported destination", d);
-		}
-		snprintf(d, sizeof(d), "'%.100s' is not a valid destination to send to", dest);
-		return stomp_fail(s, f, "invalid destination", d);
-	}
+	if (kind <= 0)
+		return stomp_dest_error(s, f, dest, kind, "to send to");
 	struct message *m = message_of(f, name, nlen);
 	if (!m) {
 		free(name);
@@ -292,16 +282,24 @@ int stomp_on_begin(struct stomp_session *s, const struct stomp_frame *f)
 	return 0;
 }
 
-int stomp_on_commit(struct stomp_session *s, const struct stomp_frame *f)
+/* The transaction a COMMIT or ABORT names, taken out of the open list. */
+static int tx_end(struct stomp_session *s, const struct stomp_frame *f, struct stomp_tx *out)
 {
-	const char *id = tx_id(s, f);
-	if (!id)
+	if (!tx_id(s, f))
 		return -1;
 	bool absent;
 	struct stomp_tx *tx = stomp_tx_of(s, f, &absent);
 	if (!tx)
 		return -1;
-	struct stomp_tx t = tx_take(s, tx);
+	*out = tx_take(s, tx);
+	return 0;
+}
+
+int stomp_on_commit(struct stomp_session *s, const struct stomp_frame *f)
+{
+	struct stomp_tx t;
+	if (tx_end(s, f, &t) < 0)
+		return -1;
 	int r = 0;
 	for (size_t i = 0; i < t.nops && r == 0; i++) {
 		struct stomp_op *op = &t.ops[i];
@@ -316,14 +314,9 @@ int stomp_on_commit(struct stomp_session *s, const struct stomp_frame *f)
 
 int stomp_on_abort(struct stomp_session *s, const struct stomp_frame *f)
 {
-	const char *id = tx_id(s, f);
-	if (!id)
+	struct stomp_tx t;
+	if (tx_end(s, f, &t) < 0)
 		return -1;
-	bool absent;
-	struct stomp_tx *tx = stomp_tx_of(s, f, &absent);
-	if (!tx)
-		return -1;
-	struct stomp_tx t = tx_take(s, tx);
 	tx_release(&t);
 	return 0;
 }

@@ -243,8 +243,8 @@ static int parse_ack_mode(const char *v, enum stomp_ack_mode *out)
 	return 0;
 }
 
-static int dest_error(struct stomp_session *s, const struct stomp_frame *f, const char *dest,
-		      int kind)
+int stomp_dest_error(struct stomp_session *s, const struct stomp_frame *f, const char *dest,
+		     int kind, const char *use)
 {
 	char d[200];
 	if (kind == -2)
@@ -254,7 +254,7 @@ static int dest_error(struct stomp_session *s, const struct stomp_frame *f, cons
 			 "/queue/<name>", dest);
 		return stomp_fail(s, f, "unsupported destination", d);
 	}
-	snprintf(d, sizeof(d), "'%.100s' is not a valid destination here", dest);
+	snprintf(d, sizeof(d), "'%.100s' is not a valid destination %s", dest, use);
 	return stomp_fail(s, f, "invalid destination", d);
 }
 
@@ -315,7 +315,7 @@ int stomp_on_subscribe(struct stomp_session *s, const struct stomp_frame *f)
 	size_t nlen;
 	int kind = stomp_dest_map(dest, true, &name, &nlen);
 	if (kind <= 0)
-		return dest_error(s, f, dest, kind);
+		return stomp_dest_error(s, f, dest, kind, "to subscribe to");
 	struct stomp_sub *sub = sub_new(s, id, has_id, dest, ack);
 	if (!sub) {
 		free(name);
@@ -337,7 +337,7 @@ int stomp_on_subscribe(struct stomp_session *s, const struct stomp_frame *f)
 	if (!sub->rsub && !sub->cons) {
 		sub_remove(s, sub);
 		sub_release(s, sub);
-		return dest_error(s, f, dest, err == ROUTER_ENOMEM ? -2 : -1);
+		return stomp_dest_error(s, f, dest, err == ROUTER_ENOMEM ? -2 : -1, "to subscribe to");
 	}
 	return 0;
 }
