@@ -69,7 +69,6 @@ static struct {
 } M;
 
 static void reap_later(struct conn *c);
-static void process_input(struct conn *c);
 
 /* ---- accessors ---- */
 
@@ -231,7 +230,7 @@ static void free_when_flushed(struct conn *c)
 	c->flush_then_free = true;
 	if (conn_pending(c) == 0)
 		reap_later(c);
-	else if (c->close_timer && !evtimer_pending(c->close_timer, NULL))
+	else if (!evtimer_pending(c->close_timer, NULL))
 		arm(c->close_timer, M.cfg->close_timeout_ms);
 }
 

@@ -28,7 +28,6 @@ struct listener {
 struct server {
 	struct event_base *base;
 	struct cfg cfg;
-	struct cfg *reload_cfg;   /* previous configs kept alive for conns */
 	struct listener listeners[CFG_MAX_LISTENERS];
 	size_t nlisteners;
 	struct router *router;
