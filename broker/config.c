@@ -13,7 +13,7 @@
 #define PACKAGE_VERSION "0.1.0"
 #endif
 
-enum opt_type { T_STR, T_SIZE, T_U32, T_BOOL, T_DOUBLE, T_LEVEL, T_LISTENER, T_PATH, T_ORIGIN };
+enum opt_type { T_SYNC, T_STR, T_SIZE, T_U32, T_BOOL, T_DOUBLE, T_LEVEL, T_LISTENER, T_PATH, T_ORIGIN };
 
 struct opt {
 	const char *key;
@@ -27,6 +27,7 @@ struct opt {
 static const struct opt opts[] = {
 	O("listener", T_LISTENER, listeners, 0, 0),
 	O("db", T_STR, db_path, 0, 0),
+	O("sync", T_SYNC, sync, 0, 0),
 	O("port_file", T_STR, port_file, 0, 0),
 	O("log_level", T_LEVEL, log_level, 0, 0),
 	O("path", T_PATH, paths, 0, 0),
@@ -281,6 +282,16 @@ static int set_typed(struct cfg *c, const struct opt *o, const char *value, int 
 		c->log_level = (int)lvl;
 		return 0;
 	}
+	case T_SYNC:
+		if (!strcmp(value, "full"))
+			c->sync = CFG_SYNC_FULL;
+		else if (!strcmp(value, "normal"))
+			c->sync = CFG_SYNC_NORMAL;
+		else if (!strcmp(value, "off"))
+			c->sync = CFG_SYNC_OFF;
+		else
+			return errf(err, errlen, "sync: '%s' is not one of full, normal, off", value);
+		return 0;
 	case T_LISTENER:
 		return set_listener(c, value, origin, err, errlen);
 	case T_PATH: {

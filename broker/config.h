@@ -26,9 +26,14 @@ struct cfg_path {
 	char protocol[16];       /* "mqtt" | "stomp" */
 };
 
+/* How hard the store pushes commits to disk (storage/store.h says what each
+ * risks); same order as enum store_sync. */
+enum cfg_sync { CFG_SYNC_FULL = 0, CFG_SYNC_NORMAL, CFG_SYNC_OFF };
+
 struct cfg {
 	char config_file[512];
-	char db_path[512];
+	char db_path[512];       /* ":memory:" keeps nothing */
+	int sync;                /* enum cfg_sync, full */
 	char port_file[512];
 	int log_level;           /* enum log_level */
 
@@ -75,8 +80,8 @@ struct cfg {
 	size_t mqtt_max_subscriptions; /* per client, 1000 */
 	uint32_t mqtt_max_keepalive;   /* seconds, 0 = no cap */
 	size_t mqtt_max_retained;      /* 100000 */
-	uint32_t mqtt_session_expiry;
-	size_t mqtt_max_sessions;      /* sessions held at once, 100000 */  /* seconds an absent persistent session is kept, 0 = forever */
+	uint32_t mqtt_session_expiry;  /* seconds an absent persistent session is kept, 0 = forever */
+	size_t mqtt_max_sessions;      /* sessions held at once, 100000 */
 };
 
 /* Fill with the built-in defaults (three loopback listeners, /mqtt and

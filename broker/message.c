@@ -103,6 +103,7 @@ struct message *message_clone(const struct message *m)
 	c->qos = m->qos;
 	c->retain = m->retain;
 	c->redelivered = m->redelivered;
+	c->store_seq = m->store_seq;
 	c->created_ms = m->created_ms;
 	c->expiry_ms = m->expiry_ms;
 	if (m->content_type &&
@@ -141,4 +142,91 @@ void message_unref(struct message *m)
 	free(m->payload);
 	free(m->topic);
 	free(m);
+}
+
+/* ---- properties as bytes ----
+ * Each entry: a kind byte ('c' content type, 'p' property), then for 'c' one
+ * and for 'p' two length-prefixed strings (4-byte big-endian length). */
+
+static size_t str_size(const char *str)
+{
+	return 4 + strlen(str);
+}
+
+size_t message_props_size(const struct message *m)
+{
+	size_t n = m->content_type ? 1 + str_size(m->content_type) : 0;
+
+	for (size_t i = 0; i < m->nprops; i++)
+		n += 1 + str_size(m->props[i].name) + str_size(m->props[i].value);
+	return n;
+}
+
+static uint8_t *put_str(uint8_t *p, const char *str)
+{
+	size_t len = strlen(str);
+
+	p[0] = (uint8_t)(len >> 24);
+	p[1] = (uint8_t)(len >> 16);
+	p[2] = (uint8_t)(len >> 8);
+	p[3] = (uint8_t)len;
+	memcpy(p + 4, str, len);
+	return p + 4 + len;
+}
+
+size_t message_props_encode(const struct message *m, uint8_t *out)
+{
+	uint8_t *p = out;
+
+	if (m->content_type) {
+		*p++ = 'c';
+		p = put_str(p, m->content_type);
+	}
+	for (size_t i = 0; i < m->nprops; i++) {
+		*p++ = 'p';
+		p = put_str(p, m->props[i].name);
+		p = put_str(p, m->props[i].value);
+	}
+	return (size_t)(p - out);
+}
+
+/* One length-prefixed string at *p; NULL when it runs past end. */
+static const char *get_str(const uint8_t **p, const uint8_t *end, size_t *len)
+{
+	const uint8_t *q = *p;
+
+	if (end - q < 4)
+		return NULL;
+	*len = (size_t)q[0] << 24 | (size_t)q[1] << 16 | (size_t)q[2] << 8 | q[3];
+	q += 4;
+	if ((size_t)(end - q) < *len)
+		return NULL;
+	*p = q + *len;
+	return (const char *)q;
+}
+
+int message_props_decode(struct message *m, const uint8_t *p, size_t n)
+{
+	const uint8_t *end = p + n;
+
+	while (p < end) {
+		uint8_t kind = *p++;
+		const char *a, *b = NULL;
+		size_t al, bl = 0;
+
+		if (!(a = get_str(&p, end, &al)))
+			return -1;
+		if (kind == 'p' && !(b = get_str(&p, end, &bl)))
+			return -1;
+		if (kind == 'c') {
+			if (message_set_content_type(m, a, al) < 0)
+				return -1;
+		} else if (kind == 'p') {
+			if (message_add_prop(m, a, al, b, bl) < 0)
+				return -1;
+		} else {
+			return -1;
+		}
+	}
+	return 0;
 }

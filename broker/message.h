@@ -30,6 +30,7 @@ struct message {
 	size_t nprops;
 	uint64_t created_ms;     /* wall clock */
 	uint64_t expiry_ms;      /* wall clock deadline, 0 = none */
+	uint64_t store_seq;      /* its row in the store (a queue message), 0 = none */
 };
 
 /* A new message with refcnt 1; topic and payload are copied. NULL on OOM. */
@@ -41,6 +42,12 @@ int message_add_prop(struct message *m, const char *name, size_t name_len,
 		     const char *value, size_t value_len);
 /* A copy with its own refcount (used when a queue must flag redelivery). */
 struct message *message_clone(const struct message *m);
+/* Content type and properties as opaque bytes for the store, and back.
+ * encode writes exactly message_props_size() bytes and returns that; decode
+ * adds to m what the bytes hold: 0, or -1 (malformed or OOM). */
+size_t message_props_size(const struct message *m);
+size_t message_props_encode(const struct message *m, uint8_t *out);
+int message_props_decode(struct message *m, const uint8_t *p, size_t n);
 struct message *message_ref(struct message *m);
 void message_unref(struct message *m);
 

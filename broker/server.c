@@ -6,6 +6,8 @@
 #include "log.h"
 #include "protocol.h"
 #include "router.h"
+#include "store.h"
+#include <event2/thread.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
@@ -31,6 +33,7 @@ struct server {
 	struct listener listeners[CFG_MAX_LISTENERS];
 	size_t nlisteners;
 	struct router *router;
+	struct store *store;
 	struct proto_env env;
 	struct event *sig_int, *sig_term, *sig_hup, *stop_timer;
 	int argc;
@@ -121,6 +124,38 @@ static int write_port_file(struct server *s, char *err, size_t errlen)
 	return 0;
 }
 
+/* Open the database and let each protocol load what it kept, before any
+ * client can connect. */
+static int open_store(struct server *s)
+{
+	char err[600];
+	uint64_t t0 = clock_now_ms();
+
+	s->store = store_open(s->cfg.db_path, (enum store_sync)s->cfg.sync, err, sizeof(err));
+	if (!s->store) {
+		fprintf(stderr, "wsbroker: database: %s\n", err);
+		log_error(NULL, NULL, "database: %s", err);
+		return -1;
+	}
+	if (store_attach_loop(s->store, s->base) < 0) {
+		log_error(NULL, NULL, "database: out of memory");
+		return -1;
+	}
+	s->env.store = s->store;
+	for (size_t i = 0; i < protocol_count(); i++) {
+		const struct protocol *p = protocol_at(i);
+
+		if (p->restore && p->restore(&s->env) < 0) {
+			fprintf(stderr, "wsbroker: database %s: %s state could not be loaded\n",
+				s->cfg.db_path, p->name);
+			return -1;
+		}
+	}
+	log_info(NULL, NULL, "database %s opened and loaded in %llu ms", s->cfg.db_path,
+		 (unsigned long long)(clock_now_ms() - t0));
+	return 0;
+}
+
 static void all_gone(void *arg)
 {
 	struct server *s = arg;
@@ -194,6 +229,8 @@ static void server_free(struct server *s)
 			protocol_at(i)->teardown();
 	if (s->router)
 		router_free(s->router);
+	/* Last: it waits for every write queued by the sessions above. */
+	store_close(s->store);
 	struct event *evs[] = {s->sig_int, s->sig_term, s->sig_hup, s->stop_timer};
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
@@ -230,6 +267,13 @@ int server_run(int argc, char **argv, void (*prepare)(struct cfg *c))
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* The store's writer thread wakes the loop: libevent must be thread
+	 * aware before the base exists. */
+	if (evthread_use_pthreads() < 0) {
+		fprintf(stderr, "wsbroker: libevent has no pthreads support\n");
+		free(s);
+		return 1;
+	}
 	s->base = event_base_new();
 	struct router_limits lim = {.queue_max_messages = s->cfg.queue_max_messages};
 	s->router = router_new(&lim);
@@ -240,6 +284,10 @@ int server_run(int argc, char **argv, void (*prepare)(struct cfg *c))
 	}
 	s->env.router = s->router;
 	s->env.cfg = &s->cfg;
+	if (open_store(s) < 0) {
+		server_free(s);
+		return 1;
+	}
 	conn_module_init(s->base, &s->cfg, &s->env);
 	for (size_t i = 0; i < s->cfg.nlisteners; i++) {
 		s->listeners[i].spec = s->cfg.listeners[i];

@@ -15,6 +15,7 @@
 #include "mqtt_codec.h"
 #include "mqtt_session.h"
 #include "router.h"
+#include "store.h"
 
 /* WebSocket close codes (RFC 6455 7.4.1) for the ways an MQTT connection
  * ends; over raw TCP only the reason reaches the log. */
@@ -22,6 +23,7 @@
 #define WS_PROTOCOL 1002
 #define WS_POLICY 1008
 #define WS_TOO_BIG 1009
+#define WS_INTERNAL 1011
 
 /* A buffer grown for one large packet is given back afterwards. */
 #define KEEP_BUF 65536
@@ -42,6 +44,20 @@ struct mqtt_conn {
 	bool will_retain;
 	uint8_t *buf;                /* a packet split across reads */
 	size_t len, cap;
+	struct store *st;
+	/* Acknowledgements waiting for a commit, oldest first; every later
+	 * one waits behind them so that acks keep publish order. */
+	struct mqtt_waiter *wait_head, *wait_tail;
+};
+
+/* One PUBACK / PUBREC / PUBCOMP owed once the store has committed; mc is
+ * NULL once the connection is gone. */
+struct mqtt_waiter {
+	struct mqtt_waiter *next;
+	struct mqtt_conn *mc;
+	uint8_t type;
+	uint16_t id;
+	bool wrote;
 };
 
 /* ---- helpers ---- */
@@ -66,6 +82,57 @@ static void send_ack(struct mqtt_conn *mc, uint8_t type, uint16_t id)
 
 	if (n)
 		conn_send(mc->c, b, n);
+}
+
+static void waiter_done(void *arg, enum store_status st)
+{
+	struct mqtt_waiter *w = arg;
+	struct mqtt_conn *mc = w->mc;
+
+	if (mc) {
+		mc->wait_head = w->next;
+		if (!mc->wait_head)
+			mc->wait_tail = NULL;
+		if (st != STORE_OK && w->wrote && !mc->closed) {
+			/* 3.1.1 has no negative acknowledgement: no ack and a
+			 * closed connection make the client publish it again. */
+			log_error(conn_peer(mc->c), conn_client_id(mc->c),
+				  "mqtt: message %u not stored (%s); closing so that the client "
+				  "sends it again", w->id, store_status_name(st));
+			fail(mc, WS_INTERNAL, "message not stored");
+		} else if (!mc->closed) {
+			send_ack(mc, w->type, w->id);
+		}
+	}
+	free(w);
+}
+
+/* An acknowledgement of a client's packet: now, or after the commit of the
+ * writes its packet made (those queued after the mark `since`) or of
+ * earlier packets' writes. */
+static int reply(struct mqtt_conn *mc, uint8_t type, uint16_t id, uint64_t since)
+{
+	bool wrote = store_submitted(mc->st) != since;
+	struct mqtt_waiter *w;
+
+	if (!wrote && !mc->wait_head) {
+		send_ack(mc, type, id);
+		return 0;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return fail(mc, WS_NORMAL, "out of memory");
+	*w = (struct mqtt_waiter){.mc = mc, .type = type, .id = id, .wrote = wrote};
+	if (store_barrier(mc->st, since, waiter_done, w) < 0) {
+		free(w);
+		return fail(mc, WS_NORMAL, "out of memory");
+	}
+	if (mc->wait_tail)
+		mc->wait_tail->next = w;
+	else
+		mc->wait_head = w;
+	mc->wait_tail = w;
+	return 0;
 }
 
 static void send_connack(struct mqtt_conn *mc, bool present, uint8_t code)
@@ -109,6 +176,7 @@ static void retain(struct mqtt_conn *mc, struct message *m)
 		}
 	}
 	router_retain(mc->router, m);
+	mqtt_persist_retained(m);
 }
 
 /* A client PUBLISH or a will, into the router. $SYS belongs to the broker:
@@ -258,6 +326,9 @@ static int handle_connect(struct mqtt_conn *mc, const struct mqtt_packet *pk)
 	free(id);
 	if (!mc->sess)
 		return refuse(mc, MQTT_CONNACK_UNAVAILABLE, "out of memory");
+	mc->sess->level = out_level(mc);
+	if (!present)
+		mqtt_persist_session(mc->sess);
 	send_connack(mc, present, MQTT_CONNACK_ACCEPTED);
 	mc->connected = true;
 	mc->keepalive_ms = (uint64_t)c->keepalive * 1500;
@@ -271,17 +342,20 @@ static int handle_connect(struct mqtt_conn *mc, const struct mqtt_packet *pk)
 
 /* ---- other packets ---- */
 
+/* The PUBACK / PUBREC waits for the commit of whatever this PUBLISH made
+ * the store write: a retained message, or copies held for persistent
+ * sessions. A PUBLISH that wrote nothing is acknowledged at once (unless
+ * earlier acks still wait), so live delivery never waits for the disk. */
 static int handle_publish(struct mqtt_conn *mc, const struct mqtt_packet *pk)
 {
 	const struct mqtt_publish *p = &pk->u.publish;
+	uint64_t before = store_submitted(mc->st);
 	struct message *m;
 
 	/* MQTT-4.3.3-2: the first copy is delivered, later ones before PUBREL
 	 * only acknowledged again. */
-	if (p->qos == 2 && mqtt_sess_qos2_held(mc->sess, p->id)) {
-		send_ack(mc, MQTT_PUBREC, p->id);
-		return 0;
-	}
+	if (p->qos == 2 && mqtt_sess_qos2_held(mc->sess, p->id))
+		return reply(mc, MQTT_PUBREC, p->id, before);
 	m = message_new((const char *)p->topic.p, p->topic.len, p->payload.p, p->payload.len);
 	if (!m || (p->qos == 2 && mqtt_sess_qos2_hold(mc->sess, p->id) < 0)) {
 		if (m)
@@ -292,11 +366,9 @@ static int handle_publish(struct mqtt_conn *mc, const struct mqtt_packet *pk)
 	m->retain = p->retain;
 	route(mc, m);
 	message_unref(m);
-	if (p->qos == 1)
-		send_ack(mc, MQTT_PUBACK, p->id);
-	else if (p->qos == 2)
-		send_ack(mc, MQTT_PUBREC, p->id);
-	return 0;
+	if (p->qos == 0)
+		return 0;
+	return reply(mc, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->id, before);
 }
 
 static int handle_subscribe(struct mqtt_conn *mc, const struct mqtt_packet *pk)
@@ -383,9 +455,9 @@ static int handle(struct mqtt_conn *mc, const struct mqtt_packet *pk)
 		mqtt_sess_on_pubrec(mc->sess, pk->id);
 		return 0;
 	case MQTT_PUBREL:
+		/* The release is a delete nobody waits for: not "wrote". */
 		mqtt_sess_qos2_release(mc->sess, pk->id);
-		send_ack(mc, MQTT_PUBCOMP, pk->id);
-		return 0;
+		return reply(mc, MQTT_PUBCOMP, pk->id, store_submitted(mc->st));
 	case MQTT_PUBCOMP:
 		mqtt_sess_on_pubcomp(mc->sess, pk->id);
 		return 0;
@@ -526,6 +598,8 @@ static void *mqtt_open(struct conn *c, const struct proto_env *env, const char *
 	mc->c = c;
 	mc->router = env->router;
 	mc->cfg = env->cfg;
+	mc->st = env->store;
+	mqtt_sess_set_store(env->store);
 	mc->last_rx_ms = clock_now_ms();
 	/* MQTT-3.1.4: a connection that never sends CONNECT is closed. */
 	conn_timer(c, env->cfg->handshake_timeout_ms);
@@ -563,6 +637,8 @@ static void mqtt_close(void *sp, enum proto_close_reason why)
 	struct mqtt_conn *mc = sp;
 	struct mqtt_sess *s = mc->sess;
 
+	for (struct mqtt_waiter *w = mc->wait_head; w; w = w->next)
+		w->mc = NULL;
 	if (s) {
 		mc->sess = NULL;
 		mqtt_sess_detach(s);
@@ -634,4 +710,5 @@ const struct protocol mqtt_protocol = {
 	.shutdown = mqtt_shutdown,
 	.close = mqtt_close,
 	.teardown = mqtt_teardown,
+	.restore = mqtt_restore,
 };

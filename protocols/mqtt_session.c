@@ -24,6 +24,7 @@ static size_t table_cap, table_count;
 /* Absent persistent sessions that expire, oldest deadline first. */
 static struct mqtt_sess *away_head, *away_tail;
 static uint64_t dropped_total;
+static struct store *store;
 static uint8_t *scratch;
 static size_t scratch_cap;
 /* A QoS 0 PUBLISH is the same bytes for every subscriber (3.1 and 3.1.1
@@ -36,6 +37,16 @@ static struct {
 	bool retain;
 	size_t len;
 } held_qos0;
+
+void mqtt_sess_set_store(struct store *st)
+{
+	store = st;
+}
+
+struct store *mqtt_sess_get_store(void)
+{
+	return store;
+}
 
 uint8_t *mqtt_scratch(size_t need)
 {
@@ -165,6 +176,7 @@ struct mqtt_sess *mqtt_sess_new(const char *client_id, bool clean, struct router
 		return NULL;
 	}
 	s->clean = clean;
+	s->persist = !clean && store;
 	s->router = r;
 	s->cfg = cfg;
 	s->level = MQTT_LEVEL_311;
@@ -188,7 +200,7 @@ static struct mqtt_out *queue_at(struct mqtt_sess *s, size_t i)
 	return &s->queue[(s->qhead + i) % s->qcap];
 }
 
-void mqtt_sess_free(struct mqtt_sess *s)
+static void sess_destroy(struct mqtt_sess *s)
 {
 	size_t i;
 
@@ -213,6 +225,14 @@ void mqtt_sess_free(struct mqtt_sess *s)
 	free(s);
 }
 
+void mqtt_sess_free(struct mqtt_sess *s)
+{
+	if (!s)
+		return;
+	mqtt_persist_forget(s);
+	sess_destroy(s);
+}
+
 void mqtt_sess_expire(void)
 {
 	uint64_t now = clock_now_ms();
@@ -229,7 +249,7 @@ void mqtt_sess_free_all(void)
 
 	for (i = 0; i < table_cap; i++)
 		while (table[i])
-			mqtt_sess_free(table[i]);
+			sess_destroy(table[i]);
 	free(table);
 	table = NULL;
 	table_cap = table_count = 0;
@@ -326,6 +346,7 @@ static void start_inflight(struct mqtt_sess *s, struct mqtt_out *o)
 		struct mqtt_out *v = realloc(s->inflight, cap * sizeof(*v));
 
 		if (!v) {
+			mqtt_persist_msg_done(s, o);
 			out_release(o);
 			count_drop(s);
 			return;
@@ -337,6 +358,7 @@ static void start_inflight(struct mqtt_sess *s, struct mqtt_out *o)
 	*e = *o;
 	e->id = next_free_id(s);
 	e->state = e->qos == 1 ? MQTT_OUT_WAIT_ACK : MQTT_OUT_WAIT_REC;
+	mqtt_persist_msg(s, e, e->state);
 	send_publish(s, e, false);
 }
 
@@ -407,6 +429,13 @@ static int queue_grow(struct mqtt_sess *s)
 static void queue_push(struct mqtt_sess *s, struct mqtt_out *o)
 {
 	if (!queue_make_room(s) || (s->qlen == s->qcap && queue_grow(s) < 0)) {
+		/* Never silent: the first QoS 1/2 loss of a session and every
+		 * 1000th after it reach the log. */
+		if (o->qos && s->dropped % 1000 == 0)
+			log_warn(NULL, s->client_id, "mqtt: queue full (mqtt_max_queued %zu): QoS %u "
+				 "message on '%.100s' dropped (%llu dropped so far)",
+				 s->cfg->mqtt_max_queued, o->qos, o->m->topic,
+				 (unsigned long long)s->dropped + 1);
 		out_release(o);
 		count_drop(s);
 		return;
@@ -415,6 +444,8 @@ static void queue_push(struct mqtt_sess *s, struct mqtt_out *o)
 	s->qlen++;
 	if (o->qos == 0)
 		s->q_qos0++;
+	else
+		mqtt_persist_msg(s, queue_at(s, s->qlen - 1), MQTT_OUT_QUEUED);
 }
 
 static void queue_pop(struct mqtt_sess *s, struct mqtt_out *o)
@@ -508,6 +539,7 @@ void mqtt_sess_detach(struct mqtt_sess *s)
 	if (s->clean)
 		return;
 	s->expires_ms = expiry ? clock_now_ms() + (uint64_t)expiry * 1000 : 0;
+	mqtt_persist_session(s);   /* its absence (and expiry) starts now */
 	/* Expiring sessions stay in order of their deadline only if every
 	 * one has one; a session kept forever goes nowhere near the head. */
 	if (s->expires_ms)
@@ -597,6 +629,7 @@ uint8_t mqtt_sess_subscribe(struct mqtt_sess *s, const uint8_t *filter, size_t l
 		return MQTT_SUBACK_FAILURE;
 	if (sub) {
 		sub->qos = qos;
+		mqtt_persist_sub(s, sub);
 		return qos;
 	}
 	if (s->nsubs >= s->cfg->mqtt_max_subscriptions || subs_reserve(s) < 0)
@@ -617,6 +650,7 @@ uint8_t mqtt_sess_subscribe(struct mqtt_sess *s, const uint8_t *filter, size_t l
 		return MQTT_SUBACK_FAILURE;
 	}
 	s->subs[s->nsubs++] = sub;
+	mqtt_persist_sub(s, sub);
 	return qos;
 }
 
@@ -652,6 +686,7 @@ bool mqtt_sess_unsubscribe(struct mqtt_sess *s, const uint8_t *filter, size_t le
 	if (!sub)
 		return false;
 	router_unsubscribe(s->router, sub->rsub);
+	mqtt_persist_unsub(s, sub->filter);
 	free(sub->filter);
 	free(sub);
 	s->subs[i] = s->subs[--s->nsubs];
@@ -672,6 +707,7 @@ static struct mqtt_out *find_inflight(struct mqtt_sess *s, uint16_t id, size_t *
 
 static void inflight_remove(struct mqtt_sess *s, size_t i)
 {
+	mqtt_persist_msg_done(s, &s->inflight[i]);
 	out_release(&s->inflight[i]);
 	memmove(&s->inflight[i], &s->inflight[i + 1],
 		(s->ninflight - i - 1) * sizeof(*s->inflight));
@@ -704,6 +740,7 @@ void mqtt_sess_on_pubrec(struct mqtt_sess *s, uint16_t id)
 	if (o && o->state == MQTT_OUT_WAIT_REC) {
 		o->state = MQTT_OUT_WAIT_COMP;
 		out_release(o);
+		mqtt_persist_msg(s, o, MQTT_OUT_WAIT_COMP);
 	}
 	send_pubrel(s, id);
 }
@@ -735,6 +772,7 @@ int mqtt_sess_qos2_hold(struct mqtt_sess *s, uint16_t id)
 	if (!mqtt_sess_qos2_held(s, id)) {
 		s->qos2_in[id >> 3] |= (uint8_t)(1u << (id & 7));
 		s->nqos2_in++;
+		mqtt_persist_qos2(s, id, true);
 	}
 	return 0;
 }
@@ -743,10 +781,81 @@ void mqtt_sess_qos2_release(struct mqtt_sess *s, uint16_t id)
 {
 	if (!mqtt_sess_qos2_held(s, id))
 		return;
+	mqtt_persist_qos2(s, id, false);
 	s->qos2_in[id >> 3] &= (uint8_t)~(1u << (id & 7));
 	/* The 8 KiB map exists only while some id is held. */
 	if (--s->nqos2_in == 0) {
 		free(s->qos2_in);
 		s->qos2_in = NULL;
 	}
+}
+
+/* ---- start-up ---- */
+
+void mqtt_sess_restore_msg(struct mqtt_sess *s, const struct mqtt_out *o,
+			   enum mqtt_out_state state)
+{
+	struct mqtt_out c = *o;
+
+	c.m = c.m ? message_ref(c.m) : NULL;
+	if (state != MQTT_OUT_QUEUED && c.id && !id_in_flight(s, c.id)) {
+		if (s->ninflight == s->inflight_cap) {
+			size_t cap = s->inflight_cap ? s->inflight_cap * 2 : 8;
+			struct mqtt_out *v = realloc(s->inflight, cap * sizeof(*v));
+
+			if (!v)
+				goto oom;
+			s->inflight = v;
+			s->inflight_cap = cap;
+		}
+		c.state = (uint8_t)state;
+		if (state == MQTT_OUT_WAIT_COMP)
+			out_release(&c);
+		s->inflight[s->ninflight++] = c;
+		return;
+	}
+	/* Queued, whatever mqtt_max_queued says now: it was accepted. */
+	if (!c.m)
+		return;      /* a release with no id cannot be finished */
+	c.id = 0;
+	c.state = 0;
+	if (s->qlen == s->qcap && queue_grow(s) < 0)
+		goto oom;
+	*queue_at(s, s->qlen) = c;
+	s->qlen++;
+	return;
+oom:
+	out_release(&c);
+	count_drop(s);
+}
+
+static int by_deadline(const void *a, const void *b)
+{
+	const struct mqtt_sess *x = *(struct mqtt_sess *const *)a;
+	const struct mqtt_sess *y = *(struct mqtt_sess *const *)b;
+
+	return x->expires_ms < y->expires_ms ? -1 : x->expires_ms > y->expires_ms;
+}
+
+void mqtt_sess_restore_done(void)
+{
+	struct mqtt_sess **v;
+	size_t n = 0, i;
+
+	v = malloc((table_count ? table_count : 1) * sizeof(*v));
+	for (i = 0; i < table_cap; i++)
+		for (struct mqtt_sess *s = table[i]; s; s = s->hnext)
+			if (!s->conn && s->expires_ms) {
+				away_remove(s);
+				if (v)
+					v[n++] = s;
+				else
+					away_append(s);
+			}
+	if (!v)
+		return;
+	qsort(v, n, sizeof(*v), by_deadline);
+	for (i = 0; i < n; i++)
+		away_append(v[i]);
+	free(v);
 }

@@ -19,6 +19,8 @@ struct router;
 struct router_sub;
 struct cfg;
 struct message;
+struct store;
+struct proto_env;
 
 struct mqtt_sub {
 	char *filter;                /* as the client wrote it, "$share/g/f" too */
@@ -29,6 +31,7 @@ struct mqtt_sub {
 };
 
 enum mqtt_out_state {
+	MQTT_OUT_QUEUED = 0,         /* not sent yet */
 	MQTT_OUT_WAIT_ACK = 1,       /* QoS 1 sent, PUBACK due */
 	MQTT_OUT_WAIT_REC,           /* QoS 2 sent, PUBREC due */
 	MQTT_OUT_WAIT_COMP           /* PUBREL sent, PUBCOMP due */
@@ -41,11 +44,13 @@ struct mqtt_out {
 	uint8_t qos;                 /* min(publish, subscription) */
 	uint8_t state;               /* enum mqtt_out_state, in flight only */
 	bool retain;                 /* a retained message sent on subscribe */
+	uint64_t store_seq;          /* its row in the store, 0 = not stored */
 };
 
 struct mqtt_sess {
 	char *client_id;
 	bool clean;
+	bool persist;                /* kept in the store: not clean, store open */
 	struct router *router;
 	const struct cfg *cfg;
 
@@ -71,12 +76,18 @@ struct mqtt_sess {
 	struct mqtt_sess *aprev, *anext;   /* away list, oldest first */
 };
 
+/* ---- the store ----
+ * Sessions made after this call persist unless clean. NULL: none do. */
+void mqtt_sess_set_store(struct store *st);
+struct store *mqtt_sess_get_store(void);
+
 /* ---- the table of sessions by client id ---- */
 struct mqtt_sess *mqtt_sess_find(const char *client_id);
 /* A new session in the table, or NULL on OOM. */
 struct mqtt_sess *mqtt_sess_new(const char *client_id, bool clean, struct router *r,
 				const struct cfg *cfg);
-/* Unsubscribe, drop everything held, remove from the table. */
+/* Unsubscribe, drop everything held, remove from the table, and forget it
+ * in the store. */
 void mqtt_sess_free(struct mqtt_sess *s);
 /* A connection takes the session: unacknowledged PUBLISH (DUP set) and
  * PUBREL are resent, then the queue drains into the window. The caller has
@@ -89,6 +100,7 @@ void mqtt_sess_detach(struct mqtt_sess *s);
 void mqtt_sess_expire(void);
 /* Sessions held now, connected or absent. */
 size_t mqtt_sess_count(void);
+/* At broker exit: frees every session but keeps them in the store. */
 void mqtt_sess_free_all(void);
 
 /* ---- subscriptions ---- */
@@ -110,6 +122,31 @@ bool mqtt_sess_qos2_held(const struct mqtt_sess *s, uint16_t id);
 /* Returns 0, or -1 on OOM. */
 int mqtt_sess_qos2_hold(struct mqtt_sess *s, uint16_t id);
 void mqtt_sess_qos2_release(struct mqtt_sess *s, uint16_t id);
+
+/* ---- start-up (mqtt_store.c): a stored session back in the table ----
+ * These change memory only, never the store. */
+/* A held message, in seq order: inflight when it has a packet id, else
+ * queued, whatever the bounds. Takes a reference to o->m. */
+void mqtt_sess_restore_msg(struct mqtt_sess *s, const struct mqtt_out *o,
+			   enum mqtt_out_state state);
+/* Absent sessions' deadlines, after all are loaded (restore order is not
+ * deadline order). */
+void mqtt_sess_restore_done(void);
+
+/* ---- persistence hooks (mqtt_store.c), no-ops for a session that does
+ * not persist ---- */
+void mqtt_persist_session(const struct mqtt_sess *s);
+void mqtt_persist_forget(const struct mqtt_sess *s);
+void mqtt_persist_sub(const struct mqtt_sess *s, const struct mqtt_sub *sub);
+void mqtt_persist_unsub(const struct mqtt_sess *s, const char *filter);
+/* Writes o (QoS 1/2) as it now stands: added the first time, updated
+ * after (state, packet id), deleted by mqtt_persist_msg_done. */
+void mqtt_persist_msg(const struct mqtt_sess *s, struct mqtt_out *o, enum mqtt_out_state st);
+void mqtt_persist_msg_done(const struct mqtt_sess *s, struct mqtt_out *o);
+void mqtt_persist_qos2(const struct mqtt_sess *s, uint16_t id, bool held);
+/* The retained message of m's topic (cleared when m has no payload). */
+void mqtt_persist_retained(const struct message *m);
+int mqtt_restore(const struct proto_env *env);
 
 /* A buffer of at least need bytes for encoding, shared by the module (one
  * event-loop thread); valid until the next call. NULL on OOM. */

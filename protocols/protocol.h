@@ -1,8 +1,8 @@
 /* protocol: the interface a wire protocol (STOMP, MQTT) implements, and the
  * registry that the WebSocket handshake and the first-bytes sniffer consult.
  * A session sees a byte stream in (input) and answers through conn.h; it
- * reaches the rest of the broker only through router.h, auth.h and conn.h
- * (store.h once persistence lands). Nothing here knows a transport. */
+ * reaches the rest of the broker only through router.h, store.h, auth.h and
+ * conn.h. Nothing here knows a transport. */
 #ifndef WSB_PROTOCOL_H
 #define WSB_PROTOCOL_H
 #include <stdbool.h>
@@ -12,11 +12,13 @@
 struct conn;
 struct router;
 struct cfg;
+struct store;
 
 /* What a session is handed when it opens. */
 struct proto_env {
 	struct router *router;
 	const struct cfg *cfg;
+	struct store *store;         /* never NULL in the broker; ":memory:" at worst */
 };
 
 /* Why a connection ended, as told to close(). */
@@ -51,8 +53,13 @@ struct protocol {
 	 * conn_* call may be made on this connection afterwards. */
 	void (*close)(void *s, enum proto_close_reason why);
 	/* Optional, at broker exit after every connection is closed: free
-	 * protocol-wide state (MQTT's table of persistent sessions). */
+	 * protocol-wide state (MQTT's table of persistent sessions). Nothing
+	 * is deleted from the store: it is what the next start loads. */
 	void (*teardown)(void);
+	/* Optional, once at start-up before any listener opens: load what the
+	 * store kept (retained messages, sessions, queues). 0, or -1 after
+	 * logging why (the broker then refuses to start). */
+	int (*restore)(const struct proto_env *env);
 };
 
 /* The registry. Registration order is the sniffing order. */

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "router.h"
 #include "stomp_session.h"
+#include "store.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
@@ -23,6 +24,7 @@
 #define WS_NORMAL 1000
 #define WS_PROTOCOL_ERROR 1002
 #define WS_POLICY 1008
+#define WS_INTERNAL_ERROR 1011
 
 /* A client that sends nothing but EOLs before its CONNECT is not STOMP. */
 #define SNIFF_MAX_EOLS 256
@@ -77,10 +79,9 @@ int stomp_flush_out(struct stomp_session *s, bool binary)
 	return r;
 }
 
-static int send_error(struct stomp_session *s, const struct stomp_frame *f, const char *msg,
+static int send_error(struct stomp_session *s, const char *receipt, const char *msg,
 		      const char *detail, const char *xname, const char *xvalue)
 {
-	const char *receipt = f ? stomp_frame_get(f, "receipt") : NULL;
 	s->out.len = 0;
 	if (stomp_encode_command(&s->out, STOMP_ERROR) < 0 ||
 	    stomp_encode_header_str(&s->out, s->v, STOMP_ERROR, "message", msg) < 0 ||
@@ -103,7 +104,7 @@ oom:
 	return -1;
 }
 
-static int fail_ex(struct stomp_session *s, const struct stomp_frame *f, const char *msg,
+static int fail_ex(struct stomp_session *s, const char *receipt, const char *msg,
 		   const char *detail, const char *xname, const char *xvalue, uint16_t code)
 {
 	if (s->done)
@@ -111,7 +112,7 @@ static int fail_ex(struct stomp_session *s, const struct stomp_frame *f, const c
 	s->done = true;
 	log_warn(conn_peer(s->c), conn_client_id(s->c), "stomp: %s%s%s", msg,
 		 detail ? ": " : "", detail ? detail : "");
-	send_error(s, f, msg, detail, xname, xvalue);
+	send_error(s, receipt, msg, detail, xname, xvalue);
 	conn_close(s->c, code, msg);
 	return -1;
 }
@@ -119,10 +120,17 @@ static int fail_ex(struct stomp_session *s, const struct stomp_frame *f, const c
 int stomp_fail(struct stomp_session *s, const struct stomp_frame *f, const char *msg,
 	       const char *detail)
 {
-	return fail_ex(s, f, msg, detail, NULL, NULL, WS_PROTOCOL_ERROR);
+	return fail_ex(s, f ? stomp_frame_get(f, "receipt") : NULL, msg, detail, NULL, NULL,
+		       WS_PROTOCOL_ERROR);
 }
 
-static int send_receipt(struct stomp_session *s, const char *id)
+int stomp_fail_receipt(struct stomp_session *s, const char *receipt, const char *msg,
+		       const char *detail)
+{
+	return fail_ex(s, receipt, msg, detail, NULL, NULL, WS_INTERNAL_ERROR);
+}
+
+int stomp_send_receipt(struct stomp_session *s, const char *id)
 {
 	s->out.len = 0;
 	if (stomp_encode_receipt(&s->out, s->v, id) < 0) {
@@ -261,7 +269,7 @@ static int on_connect(struct stomp_session *s, const struct stomp_frame *f)
 		return stomp_fail(s, f, "already connected", NULL);
 	int v = negotiate_version(stomp_frame_get(f, "accept-version"), s->ws_name);
 	if (v < 0)
-		return fail_ex(s, f, "unsupported protocol version",
+		return fail_ex(s, stomp_frame_get(f, "receipt"), "unsupported protocol version",
 			       "supported versions are 1.0, 1.1 and 1.2", "version", "1.0,1.1,1.2",
 			       WS_PROTOCOL_ERROR);
 	s->v = (enum stomp_version)v;
@@ -274,7 +282,7 @@ static int on_connect(struct stomp_session *s, const struct stomp_frame *f)
 	const struct stomp_header *pass = stomp_frame_header(f, "passcode");
 	if (auth_check(login, pass ? pass->value : NULL, pass ? pass->value_len : 0,
 		       conn_peer(s->c)) != AUTH_OK)
-		return fail_ex(s, f, "access refused", "login or passcode not accepted", NULL, NULL,
+		return fail_ex(s, stomp_frame_get(f, "receipt"), "access refused", "login or passcode not accepted", NULL, NULL,
 			       WS_POLICY);
 
 	const char *cid = stomp_frame_get(f, "client-id");
@@ -298,9 +306,16 @@ static int on_connect(struct stomp_session *s, const struct stomp_frame *f)
 static int on_disconnect(struct stomp_session *s, const struct stomp_frame *f)
 {
 	const char *receipt = stomp_frame_get(f, "receipt");
-	if (receipt)
-		send_receipt(s, receipt);
 	s->done = true;
+	if (stomp_waiting(s)) {
+		/* Earlier frames' receipts still wait for the disk: this one
+		 * follows them, and the connection closes after it. */
+		s->close_when_drained = true;
+		stomp_after_frame(s, receipt, store_submitted(s->st), false);
+		return -1;
+	}
+	if (receipt)
+		stomp_send_receipt(s, receipt);
 	conn_close(s->c, WS_NORMAL, "DISCONNECT");
 	return -1;
 }
@@ -343,12 +358,16 @@ static int handle_frame(struct stomp_session *s, const struct stomp_frame *f)
 {
 	if (f->cmd == STOMP_HEARTBEAT)
 		return 0;
+	uint64_t before = store_submitted(s->st);
 	if (dispatch(s, f) < 0)
 		return -1;
-	const char *receipt = stomp_frame_get(f, "receipt");
-	if (receipt && f->cmd != STOMP_CONNECT && f->cmd != STOMP_STOMP)
-		return send_receipt(s, receipt);
-	return 0;
+	if (f->cmd == STOMP_CONNECT || f->cmd == STOMP_STOMP)
+		return 0;
+	/* Only what a publisher cares to hear of waits for the disk: a SEND
+	 * or COMMIT that wrote. An ACK's delete is not worth an ERROR. */
+	bool wrote = (f->cmd == STOMP_SEND || f->cmd == STOMP_COMMIT) &&
+		     store_submitted(s->st) != before;
+	return stomp_after_frame(s, stomp_frame_get(f, "receipt"), before, wrote);
 }
 
 /* Cut and handle frames; returns the bytes consumed. */
@@ -404,6 +423,7 @@ static void *stomp_open(struct conn *c, const struct proto_env *env, const char 
 	s->c = c;
 	s->r = env->router;
 	s->cfg = env->cfg;
+	s->st = env->store;
 	snprintf(s->ws_name, sizeof(s->ws_name), "%s", ws_name ? ws_name : "");
 	s->v = STOMP_V10;
 	if (ws_name && strcmp(ws_name, "v12.stomp") == 0)
@@ -438,6 +458,7 @@ static void stomp_close(void *sp, enum proto_close_reason why)
 	struct stomp_session *s = sp;
 	(void)why;
 	s->closed = true;
+	stomp_waiters_detach(s);
 	/* conn_* is off limits here: name the session instead of the peer */
 	if (s->dropped)
 		log_info(NULL, s->id, "stomp: %llu messages were dropped for a slow reader",
@@ -465,4 +486,5 @@ const struct protocol stomp_protocol = {
 	.shutdown = stomp_shutdown,
 	.close = stomp_close,
 	.teardown = NULL,
+	.restore = stomp_restore,
 };

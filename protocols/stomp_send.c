@@ -9,6 +9,7 @@
 #include "message.h"
 #include "router.h"
 #include "stomp_session.h"
+#include "store.h"
 
 /* ---- destinations ---- */
 
@@ -100,7 +101,16 @@ static struct message *message_of(const struct stomp_frame *f, const char *topic
 	return m;
 }
 
-/* queue NULL: publish on m->topic. */
+static int queue_full(struct stomp_session *s, const struct stomp_frame *f, const char *queue)
+{
+	char d[200];
+	snprintf(d, sizeof(d), "queue '%.100s' holds its limit of %zu messages", queue,
+		 s->cfg->queue_max_messages);
+	return stomp_fail(s, f, "queue full", d);
+}
+
+/* queue NULL: publish on m->topic. A queue message is written to the store
+ * before the router sees it (stomp_store.c says why). */
 static int deliver_send(struct stomp_session *s, const struct stomp_frame *f, struct message *m,
 			const char *queue, size_t qlen)
 {
@@ -108,13 +118,15 @@ static int deliver_send(struct stomp_session *s, const struct stomp_frame *f, st
 		router_publish(s->r, m);
 		return 0;
 	}
+	if (router_queue_depth(s->r, queue, qlen) >= s->cfg->queue_max_messages)
+		return queue_full(s, f, queue);
+	if (stomp_store_queue_msg(s, m, queue) < 0)
+		return stomp_fail(s, f, "out of memory", NULL);
 	int r = router_queue_send(s->r, queue, qlen, m);
-	if (r == ROUTER_EFULL) {
-		char d[200];
-		snprintf(d, sizeof(d), "queue '%.100s' holds its limit of %zu messages", queue,
-			 s->cfg->queue_max_messages);
-		return stomp_fail(s, f, "queue full", d);
-	}
+	if (r < 0)
+		store_queue_delete(s->st, m->store_seq, NULL, NULL);
+	if (r == ROUTER_EFULL)
+		return queue_full(s, f, queue);
 	if (r < 0)
 		return stomp_fail(s, f, r == ROUTER_ENOMEM ? "out of memory" : "invalid destination",
 				  NULL);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "stomp_codec.h"
+#include "protocol.h"
 
 struct conn;
 struct router;
@@ -14,6 +15,8 @@ struct router_sub;
 struct router_consumer;
 struct cfg;
 struct message;
+struct store;
+struct stomp_waiter;
 
 enum stomp_ack_mode { STOMP_ACK_AUTO = 0, STOMP_ACK_CLIENT, STOMP_ACK_INDIVIDUAL };
 
@@ -23,6 +26,7 @@ enum stomp_ack_mode { STOMP_ACK_AUTO = 0, STOMP_ACK_CLIENT, STOMP_ACK_INDIVIDUAL
 struct stomp_pending {
 	uint64_t seq;
 	uint64_t tag;
+	uint64_t store_seq;           /* the queue message's row, 0 = none */
 };
 
 struct stomp_session;
@@ -64,6 +68,7 @@ struct stomp_session {
 	struct conn *c;
 	struct router *r;
 	const struct cfg *cfg;
+	struct store *st;
 	char ws_name[16];             /* negotiated subprotocol, "" over TCP */
 	enum stomp_version v;
 	bool connected;
@@ -89,6 +94,12 @@ struct stomp_session {
 	uint64_t last_rx, last_tx;
 	uint64_t connect_deadline;
 	uint64_t dropped;             /* MESSAGEs not sent to a slow reader */
+
+	/* Frames whose writes the store has not committed yet, oldest first:
+	 * their RECEIPTs wait for the commit, and so does every later RECEIPT,
+	 * so that receipts keep frame order. */
+	struct stomp_waiter *wait_head, *wait_tail;
+	bool close_when_drained;      /* DISCONNECT came while some waited */
 };
 
 
@@ -97,8 +108,27 @@ struct stomp_session {
  * detail may be NULL. Always returns -1 for the caller to pass up. */
 int stomp_fail(struct stomp_session *s, const struct stomp_frame *f, const char *msg,
 	       const char *detail);
+/* The same for a failure found after the frame is gone (a failed commit):
+ * receipt may be NULL. */
+int stomp_fail_receipt(struct stomp_session *s, const char *receipt, const char *msg,
+		       const char *detail);
+int stomp_send_receipt(struct stomp_session *s, const char *id);
 /* Send what s->out holds; binary picks the WebSocket frame type. */
 int stomp_flush_out(struct stomp_session *s, bool binary);
+
+/* stomp_store.c */
+/* After a frame is handled: its RECEIPT (receipt may be NULL) goes out now,
+ * or after the commit of the writes it made (wrote: those queued after the
+ * store_submitted() mark `since`) or of earlier frames'. A failed commit of
+ * its own writes answers with an ERROR instead. */
+int stomp_after_frame(struct stomp_session *s, const char *receipt, uint64_t since, bool wrote);
+bool stomp_waiting(const struct stomp_session *s);
+/* The connection is going: completions still owed find no session. */
+void stomp_waiters_detach(struct stomp_session *s);
+/* SEND to a queue: written to the store (m->store_seq set), then queued. */
+int stomp_store_queue_msg(struct stomp_session *s, struct message *m, const char *queue);
+/* Start-up: the stored queues back into the router. */
+int stomp_restore(const struct proto_env *env);
 
 /* stomp_sub.c */
 int stomp_on_subscribe(struct stomp_session *s, const struct stomp_frame *f);

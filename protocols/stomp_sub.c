@@ -13,6 +13,7 @@
 #include "message.h"
 #include "router.h"
 #include "stomp_session.h"
+#include "store.h"
 #include "utf8.h"
 
 /* ---- the subscription table ---- */
@@ -72,7 +73,7 @@ void stomp_subs_free(struct stomp_session *s)
 
 /* ---- pending deliveries ---- */
 
-static int pend_push(struct stomp_sub *sub, uint64_t seq, uint64_t tag)
+static int pend_push(struct stomp_sub *sub, uint64_t seq, uint64_t tag, uint64_t store_seq)
 {
 	if (sub->npend == sub->pcap) {
 		size_t cap = sub->pcap ? sub->pcap * 2 : 16;
@@ -82,7 +83,7 @@ static int pend_push(struct stomp_sub *sub, uint64_t seq, uint64_t tag)
 		sub->pend = p;
 		sub->pcap = cap;
 	}
-	sub->pend[sub->npend++] = (struct stomp_pending){ seq, tag };
+	sub->pend[sub->npend++] = (struct stomp_pending){ seq, tag, store_seq };
 	return 0;
 }
 
@@ -196,7 +197,7 @@ static void deliver_topic(void *owner, struct message *m, struct router_sub *con
 			continue;
 		}
 		uint64_t seq = ++s->next_seq;
-		if (need_ack && pend_push(sub, seq, 0) < 0)
+		if (need_ack && pend_push(sub, seq, 0, 0) < 0)
 			continue;
 		if (send_message(s, sub, m, seq) < 0 && need_ack)
 			sub->npend--;
@@ -206,7 +207,8 @@ static void deliver_topic(void *owner, struct message *m, struct router_sub *con
 /* A queue message the session does not send stays unacknowledged in the
  * router, which hands it to another consumer when this one is cancelled:
  * queue messages are never dropped here. Auto mode acknowledges once the
- * MESSAGE is queued for the socket. */
+ * MESSAGE is queued for the socket. The store hears of each hand-out (so
+ * that a restart flags it redelivered) and of each acknowledgement (gone). */
 static void deliver_queue(void *owner, struct router_consumer *rc, struct message *m,
 			  uint64_t tag)
 {
@@ -215,17 +217,23 @@ static void deliver_queue(void *owner, struct router_consumer *rc, struct messag
 	sub->cons = rc;   /* deliveries can come before router_queue_consume returns */
 	if (cannot_send(s))
 		return;
-	uint64_t seq = ++s->next_seq;
+	uint64_t seq = ++s->next_seq, store_seq = m->store_seq;
 	bool need_ack = sub->ack != STOMP_ACK_AUTO;
-	if (need_ack && pend_push(sub, seq, tag) < 0)
+	if (need_ack && pend_push(sub, seq, tag, store_seq) < 0)
 		return;
 	if (send_message(s, sub, m, seq) < 0) {
 		if (need_ack)
 			sub->npend--;
 		return;
 	}
-	if (!need_ack)
-		router_queue_ack(s->r, rc, tag);
+	if (need_ack) {
+		if (store_seq && !m->redelivered)
+			store_queue_mark(s->st, store_seq, true, NULL, NULL);
+		return;
+	}
+	router_queue_ack(s->r, rc, tag);
+	if (store_seq)
+		store_queue_delete(s->st, store_seq, NULL, NULL);
 }
 
 /* ---- SUBSCRIBE / UNSUBSCRIBE ---- */
@@ -465,8 +473,11 @@ void stomp_apply_ack(struct stomp_session *s, uint32_t subnum, uint64_t seq, boo
 		/* NACKs newest first, so that the queue's front keeps their order */
 		if (nack)
 			router_queue_nack(s->r, rc, done[n - 1 - i].tag);
-		else
+		else {
 			router_queue_ack(s->r, rc, done[i].tag);
+			if (done[i].store_seq)
+				store_queue_delete(s->st, done[i].store_seq, NULL, NULL);
+		}
 	}
 	if (done != &one)
 		free(done);

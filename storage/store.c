@@ -63,6 +63,7 @@ enum op_kind {
 	OP_SESS_PUT, OP_SESS_DEL, OP_SUB_PUT, OP_SUB_DEL,
 	OP_MSG_ADD, OP_MSG_UPD, OP_MSG_DEL, OP_QOS2_PUT, OP_QOS2_DEL,
 	OP_Q_APPEND, OP_Q_MARK, OP_Q_DEL,
+	OP_BARRIER,
 };
 
 /* One queued write. Strings and blobs are copied into data[] so the caller's
@@ -82,6 +83,9 @@ struct store_op {
 	uint8_t u8a, u8b;
 	bool flag;
 	bool wants_seq;
+	uint64_t opno;          /* 1, 2, ... in queue order (barriers: the last
+				 * write queued before them) */
+	uint64_t since;         /* barrier: writes after this one count */
 	uint8_t data[];
 };
 
@@ -109,6 +113,9 @@ struct store {
 	bool failing;           /* the last batch failed: log again on recovery */
 	enum store_status fail_next;
 	uint64_t next_seq;
+	uint64_t submitted;     /* operations queued since open; loop thread only */
+	uint64_t last_failed;   /* opno of the newest write that failed */
+	enum store_status last_failure;
 	struct store_stats stats;
 	struct event *ev;       /* runs completions on the loop */
 };
@@ -299,6 +306,8 @@ static int apply_op(struct store *s, const struct store_op *op)
 		return run(st);
 	case OP_Q_DEL:
 		return run_seq(s, ST_Q_DEL, op->seq);
+	case OP_BARRIER:
+		return SQLITE_OK;
 	}
 	return SQLITE_MISUSE;
 }
@@ -341,8 +350,17 @@ static enum store_status run_batch(struct store *s, const struct op_list *b,
 static void note_batch(struct store *s, const struct op_list *b,
 		       enum store_status st)
 {
-	for (struct store_op *op = b->head; op; op = op->next)
+	for (struct store_op *op = b->head; op; op = op->next) {
 		op->status = st;
+		if (op->kind != OP_BARRIER && st != STORE_OK) {
+			s->last_failed = op->opno;
+			s->last_failure = st;
+		}
+		/* A barrier answers for the writes queued before it, which
+		 * may have gone in an earlier batch. */
+		if (op->kind == OP_BARRIER && st == STORE_OK && s->last_failed > op->since)
+			op->status = s->last_failure;
+	}
 	if (st == STORE_OK) {
 		s->stats.batches++;
 		s->stats.ops += b->n;
@@ -490,6 +508,7 @@ static bool names_present(const struct store_op *op)
 	case OP_MSG_DEL:
 	case OP_Q_MARK:
 	case OP_Q_DEL:
+	case OP_BARRIER:
 		return true;
 	case OP_SUB_PUT:
 	case OP_SUB_DEL:
@@ -511,6 +530,9 @@ static int submit(struct store *s, struct store_op *op, store_done_fn cb,
 	}
 	op->cb = cb;
 	op->arg = arg;
+	if (op->kind != OP_BARRIER)
+		s->submitted++;
+	op->opno = s->submitted;
 	pthread_mutex_lock(&s->mu);
 	/* Sequence numbers are handed out in queue order, so they also order
 	 * the rows of one queue or session. */
@@ -673,6 +695,19 @@ int store_queue_delete(struct store *s, uint64_t seq, store_done_fn cb,
 	if (op)
 		op->seq = seq;
 	return submit(s, op, cb, arg, NULL);
+}
+
+int store_barrier(struct store *s, uint64_t since, store_done_fn cb, void *arg)
+{
+	struct store_op *op = op_new(OP_BARRIER, NULL, NULL, NULL, 0, NULL, 0);
+	if (op)
+		op->since = since;
+	return submit(s, op, cb, arg, NULL);
+}
+
+uint64_t store_submitted(const struct store *s)
+{
+	return s->submitted;
 }
 
 void store_get_stats(struct store *s, struct store_stats *out)

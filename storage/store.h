@@ -192,6 +192,17 @@ int store_load_queue(struct store *s, unsigned flags,
 		     int (*fn)(void *arg, const struct store_qmsg *q),
 		     void *arg);
 
+/* Writes nothing: cb runs once everything queued before it has been
+ * committed or rolled back. Its status is STORE_OK only if no write queued
+ * after the mark `since` (a store_submitted() value) and before it failed,
+ * whichever batch took them. How a session acknowledges a request whose
+ * writes were queued by several calls: take the mark before handling it. */
+int store_barrier(struct store *s, uint64_t since, store_done_fn cb, void *arg);
+/* Write operations queued since open (barriers not counted). Read before
+ * and after handling a request, it tells whether the request wrote
+ * anything. Loop thread only. */
+uint64_t store_submitted(const struct store *s);
+
 struct store_stats {
 	uint64_t batches;       /* transactions committed */
 	uint64_t ops;           /* operations committed */

@@ -188,6 +188,13 @@ static void test_sizes_and_limits(void **st)
 	assert_int_equal(cfg_set(&c, "path", "/mqtt stomp", err, sizeof(err)), 0);
 	assert_int_equal(c.npaths, 2); /* replaced, not added */
 	assert_string_equal(c.paths[0].protocol, "stomp");
+	assert_int_equal(c.sync, CFG_SYNC_FULL);   /* the safe default */
+	assert_int_equal(cfg_set(&c, "sync", "normal", err, sizeof(err)), 0);
+	assert_int_equal(c.sync, CFG_SYNC_NORMAL);
+	assert_int_equal(cfg_set(&c, "sync", "off", err, sizeof(err)), 0);
+	assert_int_equal(c.sync, CFG_SYNC_OFF);
+	assert_int_equal(cfg_set(&c, "sync", "fast", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "full, normal, off"));
 }
 
 int main(void)

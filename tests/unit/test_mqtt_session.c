@@ -20,12 +20,17 @@
 #include "mqtt.h"
 #include "mqtt_codec.h"
 #include "router.h"
+#include "store.h"
 
 #define STR(lit) ((struct mqtt_str){(const uint8_t *)(lit), strlen(lit)})
 
 static struct cfg cfg;
 static struct router *router;
 static struct proto_env penv;
+/* A real store in memory, settled after each input as a quick disk would
+ * be, unless a test pauses it to see what waits for the commit. */
+static struct store *store;
+static bool store_paused;
 static uint64_t now_ms;
 
 static uint64_t fake_now(void)
@@ -41,6 +46,11 @@ static int setup(void **st)
 	assert_non_null(router);
 	penv.router = router;
 	penv.cfg = &cfg;
+	char err[200];
+	store = store_open(":memory:", STORE_SYNC_FULL, err, sizeof(err));
+	assert_non_null(store);
+	penv.store = store;
+	store_paused = false;
 	now_ms = 1000000;
 	clock_set_source(fake_now);
 	return 0;
@@ -50,6 +60,8 @@ static int teardown(void **st)
 {
 	mqtt_protocol.teardown();
 	router_free(router);
+	store_close(store);
+	store = NULL;
 	auth_reset();
 	clock_set_source(NULL);
 	return 0;
@@ -84,9 +96,18 @@ static void cl_free(struct client *k, enum proto_close_reason why)
 	free(k);
 }
 
+static void settle(void)
+{
+	if (!store_paused)
+		store_flush_sync(store);
+}
+
 static int cl_send(struct client *k, const uint8_t *p, size_t n)
 {
-	return mqtt_protocol.input(k->s, p, n);
+	int r = mqtt_protocol.input(k->s, p, n);
+
+	settle();
+	return r;
 }
 
 /* One byte per input call. */
@@ -1153,6 +1174,156 @@ static void test_sniff(void **st)
 	assert_string_equal(mqtt_protocol.ws_names[1], "mqttv3.1");
 }
 
+/* ---- durability: acknowledgements after the commit, and a restart ---- */
+
+/* A persistent session subscribed to filter at qos, then gone away. */
+static void absent_subscriber(const char *id, const char *filter, uint8_t qos)
+{
+	struct client *p = cl_connected(id, false);
+
+	assert_int_equal(cl_subscribe(p, filter, qos), qos);
+	cl_free(p, PROTO_CLOSED_BY_PEER);
+}
+
+static void pause_store(bool paused)
+{
+	store_paused = paused;
+	store_test_pause(store, paused);
+}
+
+static void test_puback_waits_for_commit(void **st)
+{
+	struct client *b;
+
+	absent_subscriber("keeper", "d/#", 1);
+	b = cl_connected("pub", true);
+	pause_store(true);
+	cl_publish(b, "d/x", "kept", 1, 1, false, false);
+	/* the message must be on disk before its PUBACK */
+	expect_nothing(b);
+	/* a message nobody keeps would be acknowledged at once, but acks keep
+	 * publish order: it waits behind the first */
+	cl_publish(b, "nobody/here", "free", 1, 2, false, false);
+	expect_nothing(b);
+	cl_publish(b, "d/y", "exactly", 2, 3, false, false);
+	expect_nothing(b);
+	pause_store(false);
+	settle();
+	expect_ack(b, MQTT_PUBACK, 1);
+	expect_ack(b, MQTT_PUBACK, 2);
+	expect_ack(b, MQTT_PUBREC, 3);
+	/* nothing waits any more: the next one goes straight out */
+	pause_store(true);
+	cl_publish(b, "nobody/here", "free", 1, 4, false, false);
+	expect_ack(b, MQTT_PUBACK, 4);
+	pause_store(false);
+	cl_free(b, PROTO_CLOSED_BY_PEER);
+}
+
+static void test_retained_publish_waits_for_commit(void **st)
+{
+	struct client *b = cl_connected("pub", true);
+
+	pause_store(true);
+	cl_publish(b, "r/t", "kept", 1, 5, true, false);
+	expect_nothing(b);
+	pause_store(false);
+	settle();
+	expect_ack(b, MQTT_PUBACK, 5);
+	cl_free(b, PROTO_CLOSED_BY_PEER);
+}
+
+static void test_failed_commit_withholds_ack(void **st)
+{
+	struct client *b;
+
+	absent_subscriber("keeper", "d/#", 1);
+	b = cl_connected("pub", true);
+	store_test_fail_next_commit(store, STORE_ERR_FULL);
+	cl_publish(b, "d/x", "lost?", 1, 1, false, false);
+	/* no PUBACK: the client still owns the message and sends it again */
+	expect_nothing(b);
+	assert_true(b->c->closing);
+	cl_free(b, PROTO_CLOSED_BY_SESSION);
+}
+
+/* Everything a persistent session holds comes back after the broker's state
+ * is thrown away and loaded from the store. */
+static void test_restart_restores_sessions(void **st)
+{
+	struct client *p = cl_connected("keeper", false), *b;
+	uint16_t id2;
+
+	assert_int_equal(cl_subscribe(p, "s/#", 2), 2);
+	assert_int_equal(cl_subscribe(p, "t/+", 1), 1);
+	/* inbound QoS 2 between PUBREC and PUBREL */
+	cl_publish(p, "elsewhere", "in-flight-in", 2, 40, false, false);
+	expect_ack(p, MQTT_PUBREC, 40);
+	b = cl_connected("pub", true);
+	/* outbound QoS 2 sent, not yet PUBRECed */
+	cl_publish(b, "s/1", "two", 2, 1, false, false);
+	expect_ack(b, MQTT_PUBREC, 1);
+	id2 = expect_publish(p, "s/1", "two", 2, false);
+	cl_free(p, PROTO_CLOSED_BY_PEER);
+	/* queued while away */
+	cl_publish(b, "t/1", "one", 1, 2, false, false);
+	expect_ack(b, MQTT_PUBACK, 2);
+	cl_publish(b, "r", "retained", 1, 3, true, false);
+	expect_ack(b, MQTT_PUBACK, 3);
+	cl_free(b, PROTO_CLOSED_BY_PEER);
+
+	/* the restart: memory gone, the store kept */
+	mqtt_protocol.teardown();
+	router_free(router);
+	router = router_new(NULL);
+	assert_non_null(router);
+	penv.router = router;
+	assert_int_equal(mqtt_protocol.restore(&penv), 0);
+
+	p = cl_open();
+	assert_true(cl_connect_full(p, &(struct mqtt_connect){.level = 4, .clean = false,
+				    .keepalive = 60, .client_id = STR("keeper")}));
+	/* the unacknowledged QoS 2 again, DUP, same id; then the queue */
+	struct mqtt_packet pk;
+	expect_type(p, MQTT_PUBLISH, &pk);
+	assert_true(pk.u.publish.dup);
+	assert_int_equal(pk.id, id2);
+	expect_publish(p, "t/1", "one", 1, false);
+	expect_nothing(p);
+	/* the inbound QoS 2 id is still held: a resend is not delivered twice */
+	b = cl_connected("watch", true);
+	assert_int_equal(cl_subscribe(b, "elsewhere", 2), 2);
+	cl_publish(p, "elsewhere", "in-flight-in", 2, 40, false, true);
+	expect_ack(p, MQTT_PUBREC, 40);
+	expect_nothing(b);
+	cl_ack(p, MQTT_PUBREL, 40);
+	expect_ack(p, MQTT_PUBCOMP, 40);
+	/* subscriptions came back: a new message arrives without SUBSCRIBE */
+	cl_publish(b, "s/2", "after", 0, 0, false, false);
+	expect_publish(p, "s/2", "after", 0, false);
+	/* and the retained message */
+	assert_int_equal(cl_subscribe(b, "r", 1), 1);
+	expect_publish(b, "r", "retained", 1, true);
+	cl_free(b, PROTO_CLOSED_BY_PEER);
+	cl_free(p, PROTO_CLOSED_BY_PEER);
+}
+
+/* A clean start forgets the stored session too. */
+static void test_clean_start_forgets_stored_session(void **st)
+{
+	struct client *p;
+
+	absent_subscriber("keeper", "d/#", 1);
+	p = cl_connected("keeper", true);
+	cl_free(p, PROTO_CLOSED_BY_PEER);
+	mqtt_protocol.teardown();
+	router_free(router);
+	router = router_new(NULL);
+	penv.router = router;
+	assert_int_equal(mqtt_protocol.restore(&penv), 0);
+	assert_int_equal(stats().sessions, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1186,6 +1357,11 @@ int main(void)
 		T(test_takeover),
 		T(test_large_publish_in_pieces),
 		T(test_sniff),
+		T(test_puback_waits_for_commit),
+		T(test_retained_publish_waits_for_commit),
+		T(test_failed_commit_withholds_ack),
+		T(test_restart_restores_sessions),
+		T(test_clean_start_forgets_stored_session),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

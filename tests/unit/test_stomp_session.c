@@ -20,6 +20,7 @@
 #include "router.h"
 #include "stomp.h"
 #include "stomp_codec.h"
+#include "store.h"
 
 /* ---- environment ---- */
 
@@ -29,9 +30,13 @@ static uint64_t fake_clock(void) { return fake_now; }
 static struct cfg cfg;
 static struct router *router;
 static struct proto_env env;
+/* A real store in memory; tests settle it after each input, as a quick
+ * disk would, unless they pause its writer to see what waits for it. */
+static struct store *store;
 
 /* How input reaches the session: whole, byte by byte, or in odd chunks. */
 static size_t feed_chunk;
+static bool store_paused;
 
 static void env_up(void)
 {
@@ -43,6 +48,12 @@ static void env_up(void)
 	assert_non_null(router);
 	env.router = router;
 	env.cfg = &cfg;
+	if (!store) {
+		char err[200];
+		store = store_open(":memory:", STORE_SYNC_FULL, err, sizeof(err));
+		assert_non_null(store);
+	}
+	env.store = store;
 }
 
 static int setup(void **st)
@@ -50,6 +61,7 @@ static int setup(void **st)
 	(void)st;
 	cfg_defaults(&cfg);
 	feed_chunk = 0;
+	store_paused = false;
 	env_up();
 	return 0;
 }
@@ -59,6 +71,8 @@ static int teardown(void **st)
 	(void)st;
 	router_free(router);
 	router = NULL;
+	store_close(store);
+	store = NULL;
 	auth_reset();
 	clock_set_source(NULL);
 	return 0;
@@ -115,6 +129,8 @@ static void feedn(struct client *cl, const void *data, size_t len)
 		size_t n = len - off < step ? len - off : step;
 		stomp_protocol.input(cl->s, p + off, n);
 	}
+	if (!store_paused)
+		store_flush_sync(store);
 }
 
 /* A frame written as text; its terminating NUL is added. */
@@ -419,6 +435,9 @@ static void test_many_frames_in_one_input(void **st)
 	assert_memory_equal(f->body, "t\0o", 3);
 	expect_body(expect(a, STOMP_MESSAGE), "three");
 	expect_nothing(a);
+	/* delivered at once; the RECEIPT waits for the commit */
+	expect_nothing(b);
+	store_flush_sync(store);
 	expect(b, STOMP_RECEIPT);
 	stomp_protocol.input(b->s, (const uint8_t *)"ur\0", 3);
 	expect_body(expect(a, STOMP_MESSAGE), "four");
@@ -1168,10 +1187,139 @@ static void test_shutdown(void **st)
 	client_close(a);
 }
 
+/* ---- durability: receipts after the commit, and a restart ---- */
+
+static void pause_store(bool paused)
+{
+	store_paused = paused;
+	store_test_pause(store, paused);
+}
+
+static void test_queue_receipt_waits_for_commit(void **st)
+{
+	(void)st;
+	struct client *a = connected("1.2"), *b = connected("1.2");
+	subscribe(a, "0", "/queue/d", "client-individual");
+	pause_store(true);
+	feed(b, "SEND\ndestination:/queue/d\nreceipt:q1\n\nkept");
+	/* the consumer has it at once; the sender's RECEIPT waits for the disk */
+	expect_body(expect(a, STOMP_MESSAGE), "kept");
+	expect_nothing(b);
+	/* a topic SEND writes nothing, but its receipt keeps frame order */
+	feed(b, "SEND\ndestination:/topic/t\nreceipt:t1\n\nfree");
+	expect_nothing(b);
+	pause_store(false);
+	store_flush_sync(store);
+	assert_string_equal(hdr(expect(b, STOMP_RECEIPT), "receipt-id"), "q1");
+	assert_string_equal(hdr(expect(b, STOMP_RECEIPT), "receipt-id"), "t1");
+	/* nothing waits now: a topic receipt is immediate again */
+	pause_store(true);
+	feed(b, "SEND\ndestination:/topic/t\nreceipt:t2\n\nfree");
+	assert_string_equal(hdr(expect(b, STOMP_RECEIPT), "receipt-id"), "t2");
+	pause_store(false);
+	client_close(a);
+	client_close(b);
+}
+
+static void test_disconnect_receipt_after_pending(void **st)
+{
+	(void)st;
+	struct client *b = connected("1.2");
+	pause_store(true);
+	feed(b, "SEND\ndestination:/queue/d\nreceipt:q1\n\nkept");
+	feed(b, "DISCONNECT\nreceipt:bye\n\n");
+	expect_nothing(b);
+	assert_false(b->c->closing);
+	pause_store(false);
+	store_flush_sync(store);
+	assert_string_equal(hdr(expect(b, STOMP_RECEIPT), "receipt-id"), "q1");
+	assert_string_equal(hdr(expect(b, STOMP_RECEIPT), "receipt-id"), "bye");
+	assert_true(b->c->closing);
+	client_close(b);
+}
+
+static void test_failed_commit_is_an_error(void **st)
+{
+	(void)st;
+	struct client *b = connected("1.2");
+	store_test_fail_next_commit(store, STORE_ERR_IO);
+	feed(b, "SEND\ndestination:/queue/d\nreceipt:q1\n\nlost?");
+	const struct tframe *f = expect(b, STOMP_ERROR);
+	assert_string_equal(hdr(f, "receipt-id"), "q1");
+	assert_non_null(strstr(hdr(f, "message"), "not stored"));
+	assert_true(b->c->closing);
+	client_close(b);
+}
+
+/* Queues come back from the store in order; what a consumer had and did
+ * not acknowledge comes back flagged redelivered, what it acked does not. */
+static void test_restart_restores_queues(void **st)
+{
+	(void)st;
+	struct client *b = connected("1.2");
+	char id1[96], id2[96], id3[96];
+	queue_fill(b, "/queue/r", 4);
+	feed(b, "SEND\ndestination:/queue/r\ncontent-type:text/plain\nx-own:yes\n\nm5");
+	client_close(b);
+	/* a first restart, with two deliveries at a time: m1 and m2, then m3
+	 * once m1 is acknowledged */
+	router_free(router);
+	cfg.stomp_max_unacked = 2;
+	env_up();
+	assert_int_equal(stomp_protocol.restore(&env), 0);
+	struct client *a = connected("1.2");
+	subscribe(a, "s", "/queue/r", "client-individual");
+	take(a, "m1", id1, sizeof(id1));
+	take(a, "m2", id2, sizeof(id2));
+	expect_nothing(a);
+	char fr[256];
+	snprintf(fr, sizeof(fr), "ACK\nid:%s\n\n", id1);
+	feed(a, fr);
+	take(a, "m3", id3, sizeof(id3));
+	/* the broker dies with m2 and m3 unacked: memory goes, the store
+	 * stays (closing the session writes nothing) */
+	client_close(a);
+	router_free(router);
+	router = NULL;
+	cfg.stomp_max_unacked = 1000;
+	env_up();
+	assert_int_equal(stomp_protocol.restore(&env), 0);
+	assert_int_equal(router_queue_depth(router, "r", 1), 4);
+	struct client *c = connected("1.2");
+	subscribe(c, "s", "/queue/r", "auto");
+	for (int i = 2; i <= 4; i++) {
+		char body[8];
+		snprintf(body, sizeof(body), "m%d", i);
+		const struct tframe *f = expect(c, STOMP_MESSAGE);
+		expect_body(f, body);
+		if (i < 4)
+			assert_string_equal(hdr(f, "redelivered"), "true");
+		else
+			assert_null(hdr(f, "redelivered"));
+	}
+	const struct tframe *f = expect(c, STOMP_MESSAGE);
+	expect_body(f, "m5");
+	assert_null(hdr(f, "redelivered"));
+	assert_string_equal(hdr(f, "content-type"), "text/plain");
+	assert_string_equal(hdr(f, "x-own"), "yes");
+	expect_nothing(c);
+	client_close(c);
+	/* auto mode deleted them: a second restart finds the queue empty */
+	router_free(router);
+	router = NULL;
+	env_up();
+	assert_int_equal(stomp_protocol.restore(&env), 0);
+	assert_int_equal(router_queue_depth(router, "r", 1), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_sniff, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_receipt_waits_for_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_disconnect_receipt_after_pending, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_commit_is_an_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_restores_queues, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connect_versions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connect_unsupported_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connect_ws_subprotocol_version, setup, teardown),

@@ -740,6 +740,43 @@ static void test_parse_sync(void **state)
 	assert_int_equal(store_parse_sync("fast", &m), -1);
 }
 
+/* ---- barriers ---- */
+
+/* A barrier answers for the writes queued after its mark even when they
+ * went in an earlier batch than the barrier itself. */
+static void test_barrier_reports_earlier_failure(void **state)
+{
+	struct tmpdb *t = *state;
+	struct store *s = open_ok(t->path);
+	struct done w = {0}, b1 = {0}, b2 = {0}, b3 = {0};
+	struct store_retained r = {.topic = "t", .payload = "x", .payload_len = 1};
+	uint64_t mark = store_submitted(s);
+
+	store_test_fail_next_commit(s, STORE_ERR_IO);
+	assert_int_equal(store_put_retained(s, &r, on_done, &w), 0);
+	assert_int_equal(store_submitted(s), mark + 1);
+	/* the write's batch fails on its own ... */
+	assert_int_equal(store_flush_sync(s), 1);
+	assert_int_equal(w.failed, 1);
+	/* ... and a barrier queued afterwards, in a batch of its own, still
+	 * says so to whoever marked before the write */
+	assert_int_equal(store_barrier(s, mark, on_done, &b1), 0);
+	/* but not to a request that wrote nothing since */
+	assert_int_equal(store_barrier(s, store_submitted(s), on_done, &b2), 0);
+	assert_int_equal(store_submitted(s), mark + 1);   /* barriers are not writes */
+	assert_int_equal(store_flush_sync(s), 2);
+	assert_int_equal(b1.failed, 1);
+	assert_int_equal(b1.last, STORE_ERR_IO);
+	assert_int_equal(b2.ok, 1);
+	/* a later write that succeeds makes its own barrier succeed */
+	mark = store_submitted(s);
+	assert_int_equal(store_put_retained(s, &r, NULL, NULL), 0);
+	assert_int_equal(store_barrier(s, mark, on_done, &b3), 0);
+	assert_int_equal(store_flush_sync(s), 2);
+	assert_int_equal(b3.ok, 1);
+	store_close(s);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -755,6 +792,7 @@ int main(void)
 		T(test_newer_version_refused),
 		T(test_group_commit),
 		T(test_failed_commit),
+		T(test_barrier_reports_earlier_failure),
 		T(test_completions_on_loop),
 		cmocka_unit_test(test_memory_db),
 		T(test_close_commits_queued_work),

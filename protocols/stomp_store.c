@@ -1,0 +1,163 @@
+/* stomp_store: what STOMP asks of the store. Queue messages are written
+ * before they enter the router's queue, so that a consumer's ACK (a delete)
+ * is always queued after the append; RECEIPTs of frames that wrote go out
+ * from the commit's completion (DESIGN.md, "Durability contract"), and a
+ * failed commit turns into an ERROR for the sender. Topics keep nothing. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "config.h"
+#include "conn.h"
+#include "log.h"
+#include "message.h"
+#include "router.h"
+#include "stomp_session.h"
+#include "store.h"
+
+/* One frame waiting for a commit. s is NULL once the connection is gone;
+ * the completion then only frees it. */
+struct stomp_waiter {
+	struct stomp_waiter *next;
+	struct stomp_session *s;
+	bool wrote;                   /* a failed commit is this frame's error */
+	bool has_receipt;
+	char receipt[];
+};
+
+bool stomp_waiting(const struct stomp_session *s)
+{
+	return s->wait_head != NULL;
+}
+
+static void waiter_done(void *arg, enum store_status st)
+{
+	struct stomp_waiter *w = arg;
+	struct stomp_session *s = w->s;
+
+	if (s) {
+		/* Completions come in the order they were queued: w is the head. */
+		s->wait_head = w->next;
+		if (!s->wait_head)
+			s->wait_tail = NULL;
+		if (st != STORE_OK && w->wrote) {
+			char d[160];
+			snprintf(d, sizeof(d), "the broker could not write to its database (%s); "
+				 "the message was not stored, send it again later",
+				 store_status_name(st));
+			stomp_fail_receipt(s, w->has_receipt ? w->receipt : NULL, "message not stored", d);
+		} else if (w->has_receipt && !s->closed) {
+			stomp_send_receipt(s, w->receipt);
+		}
+		if (!s->wait_head && s->close_when_drained && !conn_closing(s->c))
+			conn_close(s->c, 0, "DISCONNECT");
+	}
+	free(w);
+}
+
+int stomp_after_frame(struct stomp_session *s, const char *receipt, uint64_t since, bool wrote)
+{
+	if (!wrote && !stomp_waiting(s))
+		return receipt ? stomp_send_receipt(s, receipt) : 0;
+	if (!wrote && !receipt)
+		return 0;
+	size_t len = receipt ? strlen(receipt) : 0;
+	struct stomp_waiter *w = calloc(1, sizeof(*w) + len + 1);
+	if (!w)
+		return stomp_fail(s, NULL, "out of memory", NULL);
+	w->s = s;
+	w->wrote = wrote;
+	w->has_receipt = receipt != NULL;
+	if (receipt)
+		memcpy(w->receipt, receipt, len + 1);
+	if (store_barrier(s->st, since, waiter_done, w) < 0) {
+		free(w);
+		return stomp_fail(s, NULL, "out of memory", NULL);
+	}
+	if (s->wait_tail)
+		s->wait_tail->next = w;
+	else
+		s->wait_head = w;
+	s->wait_tail = w;
+	return 0;
+}
+
+void stomp_waiters_detach(struct stomp_session *s)
+{
+	for (struct stomp_waiter *w = s->wait_head; w; w = w->next)
+		w->s = NULL;
+	s->wait_head = s->wait_tail = NULL;
+}
+
+/* ---- queue messages ---- */
+
+int stomp_store_queue_msg(struct stomp_session *s, struct message *m, const char *queue)
+{
+	size_t plen = message_props_size(m);
+	uint8_t small[256], *props = plen <= sizeof(small) ? small : malloc(plen);
+	if (!props)
+		return -1;
+	message_props_encode(m, props);
+	struct store_qmsg q = {
+		.queue = queue,
+		.payload = m->payload,
+		.payload_len = m->payload_len,
+		.props = plen ? props : NULL,
+		.props_len = plen,
+		.redelivered = m->redelivered,
+		.expiry_ms = m->expiry_ms,
+	};
+	int r = store_queue_append(s->st, &q, &m->store_seq, NULL, NULL);
+	if (props != small)
+		free(props);
+	return r;
+}
+
+/* ---- start-up ---- */
+
+struct restore_ctx {
+	struct router *r;
+	size_t loaded, refused;
+};
+
+static int restore_one(void *arg, const struct store_qmsg *q)
+{
+	struct restore_ctx *x = arg;
+	size_t qlen = strlen(q->queue);
+	struct message *m = message_new(q->queue, qlen, q->payload, q->payload_len);
+	if (!m)
+		return -1;
+	if (q->props && message_props_decode(m, q->props, q->props_len) < 0) {
+		log_warn(NULL, NULL, "stomp: stored message %llu in queue '%s' has unreadable "
+			 "headers; loaded without them", (unsigned long long)q->seq, q->queue);
+	}
+	m->qos = 1;
+	m->redelivered = q->redelivered;
+	m->expiry_ms = q->expiry_ms;
+	m->store_seq = q->seq;
+	int r = router_queue_send(x->r, q->queue, qlen, m);
+	message_unref(m);
+	if (r == ROUTER_ENOMEM)
+		return -1;
+	if (r < 0)
+		x->refused++;   /* over a lowered queue_max_messages: stays on disk */
+	else
+		x->loaded++;
+	return 0;
+}
+
+int stomp_restore(const struct proto_env *env)
+{
+	struct restore_ctx x = { .r = env->router };
+	int r = store_load_queue(env->store, STORE_LOAD_PAYLOADS, restore_one, &x);
+	if (r != 0) {
+		log_error(NULL, NULL, "stomp: loading the stored queues failed%s",
+			  r < 0 ? "" : " (out of memory)");
+		return -1;
+	}
+	if (x.loaded)
+		log_info(NULL, NULL, "stomp: %zu queued messages loaded", x.loaded);
+	if (x.refused)
+		log_warn(NULL, NULL, "stomp: %zu stored messages exceed queue_max_messages and stay "
+			 "on disk until there is room at a restart", x.refused);
+	return 0;
+}
