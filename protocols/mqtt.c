@@ -600,6 +600,9 @@ static void *mqtt_open(struct conn *c, const struct proto_env *env, const char *
 	mc->cfg = env->cfg;
 	mc->st = env->store;
 	mqtt_sess_set_store(env->store);
+	/* Absent sessions past their expiry go whenever anyone connects, not
+	 * only when their own client id comes back (the check is O(expired)). */
+	mqtt_sess_expire();
 	mc->last_rx_ms = clock_now_ms();
 	/* MQTT-3.1.4: a connection that never sends CONNECT is closed. */
 	conn_timer(c, env->cfg->handshake_timeout_ms);
