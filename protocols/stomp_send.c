@@ -307,11 +307,49 @@ static int tx_end(struct stomp_session *s, const struct stomp_frame *f, struct s
 	return 0;
 }
 
+/* A COMMIT applies all its frames or none: the queues its SENDs go to must
+ * have room for all of them first. The name of a queue that has not, or
+ * NULL. Distinct queues in one transaction are few; the scan is O(ops x
+ * distinct queues). */
+static const char *tx_queue_without_room(struct stomp_session *s, const struct stomp_tx *t)
+{
+	for (size_t i = 0; i < t->nops; i++) {
+		const struct stomp_op *op = &t->ops[i];
+		if (op->kind != STOMP_OP_SEND || !op->queue)
+			continue;
+		bool seen = false;
+		size_t n = 0;
+		for (size_t j = 0; j < t->nops && !seen; j++) {
+			const struct stomp_op *o = &t->ops[j];
+			if (o->kind != STOMP_OP_SEND || !o->queue || strcmp(o->queue, op->queue) != 0)
+				continue;
+			if (j < i)
+				seen = true;   /* counted at its first SEND already */
+			else
+				n++;
+		}
+		if (!seen && router_queue_depth(s->r, op->queue, op->qlen) + n >
+			     s->cfg->queue_max_messages)
+			return op->queue;
+	}
+	return NULL;
+}
+
 int stomp_on_commit(struct stomp_session *s, const struct stomp_frame *f)
 {
 	struct stomp_tx t;
 	if (tx_end(s, f, &t) < 0)
 		return -1;
+	const char *full = tx_queue_without_room(s, &t);
+	if (full) {
+		char d[240];
+		snprintf(d, sizeof(d), "queue '%.100s' has no room for this transaction's messages "
+			 "(limit %zu); nothing of the transaction was applied", full,
+			 s->cfg->queue_max_messages);
+		int r = stomp_fail(s, f, "queue full", d);
+		tx_release(&t);
+		return r;
+	}
 	int r = 0;
 	for (size_t i = 0; i < t.nops && r == 0; i++) {
 		struct stomp_op *op = &t.ops[i];

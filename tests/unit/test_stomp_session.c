@@ -1132,6 +1132,37 @@ static void test_queue_full(void **st)
 	client_close(b);
 }
 
+/* A transaction whose SENDs do not all fit applies none of them. */
+static void test_commit_is_all_or_nothing(void **st)
+{
+	(void)st;
+	router_free(router);
+	cfg.queue_max_messages = 3;
+	env_up();
+	struct client *b = connected("1.2");
+	queue_fill(b, "/queue/tx", 1);
+	feed(b, "BEGIN\ntransaction:t\n\n");
+	feed(b, "SEND\ndestination:/queue/other\ntransaction:t\n\nx");
+	for (int i = 0; i < 3; i++)
+		feed(b, "SEND\ndestination:/queue/tx\ntransaction:t\n\ny");
+	expect_nothing(b);
+	feed(b, "COMMIT\ntransaction:t\nreceipt:c\n\n");
+	expect_error(b, "queue full");
+	assert_string_equal(hdr(&b->f, "receipt-id"), "c");
+	assert_int_equal(router_queue_depth(router, "tx", 2), 1);
+	assert_int_equal(router_queue_depth(router, "other", 5), 0);
+	client_close(b);
+	/* two of them would have fitted */
+	b = connected("1.2");
+	feed(b, "BEGIN\ntransaction:t\n\n");
+	for (int i = 0; i < 2; i++)
+		feed(b, "SEND\ndestination:/queue/tx\ntransaction:t\n\ny");
+	feed(b, "COMMIT\ntransaction:t\nreceipt:c\n\n");
+	assert_string_equal(hdr(expect(b, STOMP_RECEIPT), "receipt-id"), "c");
+	assert_int_equal(router_queue_depth(router, "tx", 2), 3);
+	client_close(b);
+}
+
 static void test_destination_errors(void **st)
 {
 	(void)st;
@@ -1360,6 +1391,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_malformed_frames, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_is_all_or_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destination_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disconnect_with_receipt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown, setup, teardown),
