@@ -39,6 +39,10 @@ struct bench_opts {
 	long parallel;              /* handshakes in progress at once */
 	int broker_pid;
 	bool json;
+	bool clean;                 /* MQTT subscribers' clean-session flag; a
+				     * persistent one (false) uses a stable id */
+	bool receipts;              /* STOMP SENDs ask for a RECEIPT, which the
+				     * window waits for like a PUBACK */
 };
 
 /* ---- bench_opts.c ---- */
@@ -112,8 +116,10 @@ struct bench_conn {
 	/* publisher: a pre-encoded message patched per send */
 	uint8_t *tmpl;
 	size_t tmpl_len, stamp_off, id_off;
+	size_t receipt_off;         /* STOMP receipt id digits to patch, 0 = none */
 	uint32_t seq;               /* messages sent */
-	uint32_t unacked;           /* QoS 1 PUBLISH without PUBACK */
+	uint32_t unacked;           /* QoS 1 PUBLISH without PUBACK, or SEND
+				     * without RECEIPT */
 	uint64_t delivered;         /* deliveries of its messages, all subscribers */
 	/* The window: ring[seq % window] counts the subscribers that have seq;
 	 * low is the oldest message not yet delivered to all of them. */
@@ -151,7 +157,7 @@ uint64_t bench_clock_base(const struct bench_run *run);
 void bench_on_ready(struct bench_conn *c);
 /* A message for a subscriber; now is the read's arrival time. */
 void bench_on_message(struct bench_conn *c, const uint8_t *payload, size_t len, uint64_t now);
-/* PUBACK for a QoS 1 publisher. */
+/* PUBACK for a QoS 1 publisher, RECEIPT for a --receipts one. */
 void bench_on_ack(struct bench_conn *c);
 /* The output buffer fell below its low-water mark. */
 void bench_on_writable(struct bench_conn *c);

@@ -18,6 +18,9 @@
 #define HTTP_MAX_HEAD 8192
 #define PUB_LOW_WATER (64 * 1024)
 #define SUB_ID 1
+/* A publisher's receipt ids: "r" and 8 hex digits of its sequence number,
+ * fixed width so each SEND patches them in place. */
+#define RECEIPT_TMPL "r00000000"
 
 static uint32_t conn_rand(struct bench_conn *c)
 {
@@ -80,9 +83,13 @@ static int mqtt_login(struct bench_conn *c)
 	const struct bench_opts *o = bench_opts_of(c->run);
 	char id[64];
 	uint8_t buf[1024];
-	struct mqtt_connect cc = { .level = MQTT_LEVEL_311, .clean = true, .keepalive = 0 };
-
-	int idn = snprintf(id, sizeof(id), "wsb-%d-%c%u", (int)getpid(), "psic"[c->role], c->idx);
+	/* A persistent subscriber keeps its id from run to run, so that the
+	 * broker finds its session again. */
+	bool persistent = c->role == ROLE_SUB && !o->clean;
+	struct mqtt_connect cc = { .level = MQTT_LEVEL_311, .clean = !persistent, .keepalive = 0 };
+	int idn = persistent ? snprintf(id, sizeof(id), "wsb-%.40s-s%u", o->prefix, c->idx)
+			     : snprintf(id, sizeof(id), "wsb-%d-%c%u", (int)getpid(), "psic"[c->role],
+					c->idx);
 	cc.client_id = (struct mqtt_str){ (const uint8_t *)id, (size_t)idn };
 	if (o->user) {
 		cc.has_username = true;
@@ -182,11 +189,17 @@ static int build_template(struct bench_conn *c)
 		snprintf(len, sizeof(len), "%zu", o->size);
 		r |= stomp_encode_header_str(&b, STOMP_V12, C, "destination", c->dest);
 		r |= stomp_encode_header_str(&b, STOMP_V12, C, "content-length", len);
+		if (o->receipts)
+			r |= stomp_encode_header_str(&b, STOMP_V12, C, "receipt", RECEIPT_TMPL);
 		r |= stomp_encode_body(&b, payload, o->size);
-		if (!r) {
+		const char *rid = r || !o->receipts ? NULL
+				: memmem(b.data, b.len, "\nreceipt:" RECEIPT_TMPL "\n",
+					 sizeof(RECEIPT_TMPL) + 9);
+		if (!r && (rid || !o->receipts)) {
 			c->tmpl = b.data;
 			c->tmpl_len = b.len;
 			c->stamp_off = b.len - 1 - o->size;
+			c->receipt_off = rid ? (size_t)(rid - (const char *)b.data) + 10 : 0;
 		} else {
 			stomp_buf_free(&b);
 		}
@@ -395,8 +408,13 @@ static void stomp_frame_in(struct bench_conn *c, const struct stomp_frame *f, ui
 			logged_in(c);
 		break;
 	case STOMP_RECEIPT:
-		if (c->state == BC_SUBSCRIBE)
+		if (c->state == BC_SUBSCRIBE) {
 			become_ready(c);
+		} else if (c->role == ROLE_PUB && c->receipt_off) {
+			if (c->unacked)
+				c->unacked--;
+			bench_on_ack(c);
+		}
 		break;
 	case STOMP_MESSAGE:
 		bench_on_message(c, f->body, f->body_len, now);
@@ -536,10 +554,15 @@ int bench_conn_publish(struct bench_conn *c)
 		if (++c->next_id == 0)
 			c->next_id = 1;
 	}
+	if (c->receipt_off) {
+		char hex[9];
+		snprintf(hex, sizeof(hex), "%08x", (unsigned)c->seq);
+		memcpy(t + c->receipt_off, hex, 8);
+	}
 	if (send_unit(c, t, c->tmpl_len, c->proto == BP_MQTT ? WS_OP_BINARY : WS_OP_TEXT) < 0)
 		return -1;
 	c->seq++;
-	if (c->id_off)
+	if (c->id_off || c->receipt_off)
 		c->unacked++;
 	return 0;
 }

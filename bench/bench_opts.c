@@ -28,10 +28,15 @@ static const char usage[] =
 "                   (fanout/fanin 1, pairs N, idle 1)\n"
 "  --connections N  connect: handshakes kept in parallel (10)\n"
 "  --qos Q          MQTT QoS of publishes and subscriptions, 0 or 1 (0)\n"
+"  --clean C        MQTT subscribers' clean-session flag, 0 or 1 (1); with 0\n"
+"                   each has a stable client id, so the broker keeps its session\n"
+"  --receipts       STOMP: every SEND asks for a RECEIPT, and the window counts\n"
+"                   a message done at its RECEIPT (as QoS 1 does at PUBACK)\n"
 "  --size B         payload bytes, >= 16 (64)\n"
 "  --rate R         msgs/s per publisher; 0 = as fast as the window allows (0)\n"
 "  --window W       messages in flight per publisher: sent and not yet\n"
-"                   delivered to all its subscribers (or not PUBACKed) (256)\n"
+"                   delivered to all its subscribers (or not PUBACKed, or no\n"
+"                   RECEIPT yet) (256)\n"
 "  --duration S     measured seconds (5); idle: seconds to hold\n"
 "  --warmup S       seconds before measuring starts (1)\n"
 "  --parallel N     connections handshaking at once during setup (200)\n"
@@ -119,6 +124,10 @@ static int check(const struct bench_opts *o)
 		bad = "a message scenario needs at least one publisher";
 	else if (o->scenario == BS_CONNECT && o->connections < 1)
 		bad = "--connections must be at least 1";
+	else if (!o->clean && o->proto != BP_MQTT)
+		bad = "--clean is for MQTT";
+	else if (o->receipts && o->proto != BP_STOMP)
+		bad = "--receipts is for STOMP (MQTT: --qos 1)";
 	if (bad)
 		fprintf(stderr, "wsbroker-bench: %s\n", bad);
 	return bad ? -1 : 0;
@@ -137,7 +146,8 @@ int bench_opts_parse(struct bench_opts *o, int argc, char **argv)
 		{ "connections", 1, 0, 'c' }, { "qos", 1, 0, 'q' }, { "size", 1, 0, 'z' },
 		{ "rate", 1, 0, 'r' }, { "window", 1, 0, 'W' }, { "duration", 1, 0, 'd' },
 		{ "warmup", 1, 0, 'm' }, { "parallel", 1, 0, 'l' }, { "broker-pid", 1, 0, 'b' },
-		{ "json", 0, 0, 'j' }, { "help", 0, 0, 'H' }, { 0, 0, 0, 0 }
+		{ "json", 0, 0, 'j' }, { "help", 0, 0, 'H' }, { "clean", 1, 0, 'k' },
+		{ "receipts", 0, 0, 'R' }, { 0, 0, 0, 0 }
 	};
 	int ch, k;
 	double v;
@@ -146,6 +156,7 @@ int bench_opts_parse(struct bench_opts *o, int argc, char **argv)
 		.scenario = BS_FANOUT, .proto = BP_MQTT, .host = "127.0.0.1", .prefix = "bench",
 		.subscribers = -1, .publishers = -1, .topics = -1, .connections = -1,
 		.size = 64, .window = 256, .duration = 5, .warmup = 1, .parallel = 200,
+		.clean = true,
 	};
 	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		v = 0;
@@ -163,10 +174,12 @@ int bench_opts_parse(struct bench_opts *o, int argc, char **argv)
 		case 'w': o->pass = optarg; break;
 		case 'x': o->prefix = optarg; break;
 		case 'j': o->json = true; break;
+		case 'R': o->receipts = true; break;
 		case 'H': fputs(usage, stdout); return 1;
 		case '?': fputs(usage, stderr); return -1;
 		default:
-			if (num(optarg, 0, ch == 'z' ? 1 << 24 : ch == 'r' ? 1e9 : 1e7, &v) < 0)
+			if (num(optarg, 0, ch == 'z' ? 1 << 24 : ch == 'r' ? 1e9 : ch == 'k' ? 1 : 1e7,
+				&v) < 0)
 				return -1;
 			switch (ch) {
 			case 's': o->subscribers = (long)v; break;
@@ -181,6 +194,13 @@ int bench_opts_parse(struct bench_opts *o, int argc, char **argv)
 			case 'm': o->warmup = v; break;
 			case 'l': o->parallel = (long)v; break;
 			case 'b': o->broker_pid = (int)v; break;
+			case 'k':
+				if (v != 0 && v != 1) {
+					fprintf(stderr, "wsbroker-bench: --clean takes 0 or 1\n");
+					return -1;
+				}
+				o->clean = v == 1;
+				break;
 			}
 		}
 	}
