@@ -147,9 +147,15 @@ static uint64_t in_deadline(const struct stomp_session *s)
 	return s->last_rx + (uint64_t)((double)s->hb_in_ms * s->cfg->stomp_heartbeat_grace);
 }
 
-static void arm_timer(struct stomp_session *s)
+/* How often a session holding auto-mode acks for a slow reader looks at
+ * its output again. */
+#define HELD_POLL_MS 10
+
+void stomp_arm_timer(struct stomp_session *s)
 {
 	uint64_t next = UINT64_MAX, now = clock_now_ms();
+	if (s->auto_held)
+		next = now + HELD_POLL_MS;
 	if (!s->connected && s->connect_deadline)
 		next = s->connect_deadline;
 	if (s->connected && s->hb_out_ms && s->last_tx + s->hb_out_ms < next)
@@ -175,7 +181,7 @@ static void stomp_tick(void *sp)
 			conn_close(s->c, WS_POLICY, "no CONNECT frame");
 			return;
 		}
-		arm_timer(s);
+		stomp_arm_timer(s);
 		return;
 	}
 	if (s->hb_in_ms && now >= in_deadline(s)) {
@@ -191,7 +197,9 @@ static void stomp_tick(void *sp)
 			return;
 		s->last_tx = now;
 	}
-	arm_timer(s);
+	if (s->auto_held)
+		stomp_release_auto_held(s);
+	stomp_arm_timer(s);
 }
 
 /* ---- CONNECT ---- */
@@ -299,7 +307,7 @@ static int on_connect(struct stomp_session *s, const struct stomp_frame *f)
 		  "stomp: connected, version %s, heart-beat out %u in %u", stomp_version_name(s->v),
 		  (unsigned)s->hb_out_ms, (unsigned)s->hb_in_ms);
 	s->last_rx = s->last_tx = clock_now_ms();
-	arm_timer(s);
+	stomp_arm_timer(s);
 	return 0;
 }
 
@@ -440,7 +448,7 @@ static void *stomp_open(struct conn *c, const struct proto_env *env, const char 
 	s->last_rx = s->last_tx = clock_now_ms();
 	if (env->cfg->handshake_timeout_ms)
 		s->connect_deadline = s->last_rx + env->cfg->handshake_timeout_ms;
-	arm_timer(s);
+	stomp_arm_timer(s);
 	return s;
 }
 

@@ -94,6 +94,8 @@ struct stomp_session {
 	uint64_t last_rx, last_tx;
 	uint64_t connect_deadline;
 	uint64_t dropped;             /* MESSAGEs not sent to a slow reader */
+	size_t auto_held;             /* auto-mode queue deliveries not yet acked
+				       * because the reader is slow */
 
 	/* Frames whose writes the store has not committed yet, oldest first:
 	 * their RECEIPTs wait for the commit, and so does every later RECEIPT,
@@ -113,6 +115,8 @@ int stomp_fail(struct stomp_session *s, const struct stomp_frame *f, const char 
 int stomp_fail_receipt(struct stomp_session *s, const char *receipt, const char *msg,
 		       const char *detail);
 int stomp_send_receipt(struct stomp_session *s, const char *id);
+/* Re-arm the session timer (heart-beats, CONNECT deadline, held acks). */
+void stomp_arm_timer(struct stomp_session *s);
 /* Send what s->out holds; binary picks the WebSocket frame type. */
 int stomp_flush_out(struct stomp_session *s, bool binary);
 
@@ -138,6 +142,9 @@ int stomp_on_ack(struct stomp_session *s, const struct stomp_frame *f, bool nack
  * ignored. */
 void stomp_apply_ack(struct stomp_session *s, uint32_t subnum, uint64_t seq, bool nack);
 void stomp_subs_free(struct stomp_session *s);
+/* Auto-mode queue deliveries held while the reader was slow are acked once
+ * its output is below the high-water mark again. */
+void stomp_release_auto_held(struct stomp_session *s);
 
 /* stomp_send.c */
 int stomp_on_send(struct stomp_session *s, const struct stomp_frame *f);

@@ -231,9 +231,48 @@ static void deliver_queue(void *owner, struct router_consumer *rc, struct messag
 			store_queue_mark(s->st, store_seq, true, NULL, NULL);
 		return;
 	}
+	if (conn_congested(s->c)) {
+		/* A slow reader in auto mode: acking now would let the router
+		 * pour the whole queue into its output. Held, the delivery
+		 * counts against stomp_max_unacked, which stops the flow, and
+		 * goes back to the queue if the connection dies. */
+		if (pend_push(sub, seq, tag, store_seq) == 0) {
+			if (s->auto_held++ == 0)
+				stomp_arm_timer(s);
+			return;
+		}
+	}
 	router_queue_ack(s->r, rc, tag);
 	if (store_seq)
 		store_queue_delete(s->st, store_seq, NULL, NULL);
+}
+
+void stomp_release_auto_held(struct stomp_session *s)
+{
+	if (cannot_send(s) || conn_congested(s->c))
+		return;
+	s->auto_held = 0;
+	for (size_t i = 0; i < s->nsubs; i++) {
+		struct stomp_sub *sub = s->subs[i];
+		if (sub->ack != STOMP_ACK_AUTO || !sub->npend || !sub->cons)
+			continue;
+		/* acking makes room, and the router may deliver (and hold) more
+		 * at once: work on a copy */
+		size_t n = sub->npend;
+		struct stomp_pending *held = malloc(n * sizeof(*held));
+		if (!held) {
+			s->auto_held = 1;    /* try again at the next tick */
+			return;
+		}
+		memcpy(held, sub->pend, n * sizeof(*held));
+		sub->npend = 0;
+		for (size_t k = 0; k < n; k++) {
+			router_queue_ack(s->r, sub->cons, held[k].tag);
+			if (held[k].store_seq)
+				store_queue_delete(s->st, held[k].store_seq, NULL, NULL);
+		}
+		free(held);
+	}
 }
 
 /* ---- SUBSCRIBE / UNSUBSCRIBE ---- */

@@ -603,8 +603,6 @@ static void test_slow_reader_drops_topic_not_queue(void **st)
 	client_close(b);
 }
 
-
-
 /* ---- acknowledgements ---- */
 
 static void queue_fill(struct client *b, const char *q, int n)
@@ -644,6 +642,55 @@ static void test_ack_auto_queue(void **st)
 	client_close(a);
 	/* auto-acknowledged: nothing comes back when the consumer leaves */
 	assert_int_equal(router_queue_depth(router, "auto", 4), 0);
+	client_close(b);
+}
+
+/* An auto-mode queue consumer that stops reading does not swallow the
+ * queue: past the high-water mark its deliveries wait unacknowledged, at
+ * most stomp_max_unacked of them, and are acked once it drains. If it dies
+ * meanwhile they go to another consumer, not lost. */
+static void test_slow_auto_queue_consumer_is_bounded(void **st)
+{
+	(void)st;
+	router_free(router);
+	cfg.stomp_max_unacked = 3;
+	env_up();
+	struct client *a = connected("1.2"), *b = connected("1.2");
+	subscribe(a, "q", "/queue/slow", "auto");
+	a->c->congested = true;
+	queue_fill(b, "/queue/slow", 10);
+	char body[8];
+	for (int i = 1; i <= 3; i++) {
+		snprintf(body, sizeof(body), "m%d", i);
+		expect_body(expect(a, STOMP_MESSAGE), body);
+	}
+	expect_nothing(a);
+	assert_int_equal(router_queue_depth(router, "slow", 4), 7);
+	/* it drains: the held three are acked and the rest flows */
+	a->c->congested = false;
+	stomp_protocol.tick(a->s);
+	for (int i = 4; i <= 10; i++) {
+		snprintf(body, sizeof(body), "m%d", i);
+		expect_body(expect(a, STOMP_MESSAGE), body);
+	}
+	expect_nothing(a);
+	assert_int_equal(router_queue_depth(router, "slow", 4), 0);
+	/* congested again, then gone: what it held goes to the next consumer */
+	a->c->congested = true;
+	queue_fill(b, "/queue/slow", 2);
+	expect_body(expect(a, STOMP_MESSAGE), "m1");
+	expect_body(expect(a, STOMP_MESSAGE), "m2");
+	client_close(a);
+	struct client *c = connected("1.2");
+	subscribe(c, "q", "/queue/slow", "auto");
+	for (int i = 1; i <= 2; i++) {
+		snprintf(body, sizeof(body), "m%d", i);
+		const struct tframe *f = expect(c, STOMP_MESSAGE);
+		expect_body(f, body);
+		assert_string_equal(hdr(f, "redelivered"), "true");
+	}
+	expect_nothing(c);
+	client_close(c);
 	client_close(b);
 }
 
@@ -1368,6 +1415,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_binary_body_over_websocket, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unsubscribe, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_reader_drops_topic_not_queue, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slow_auto_queue_consumer_is_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ack_auto_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ack_client_is_cumulative, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ack_client_individual, setup, teardown),
