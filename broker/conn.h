@@ -30,6 +30,19 @@ const char *conn_ws_path(const struct conn *c);
 int conn_send(struct conn *c, const void *data, size_t len);
 /* Same, choosing the WebSocket message type (ignored over raw TCP). */
 int conn_send_type(struct conn *c, const void *data, size_t len, bool binary);
+/* Bytes written to many connections without a copy each: a large message
+ * fanned out is encoded once into one of these and every subscriber's
+ * output refers to it. Reference-counted: freed once the creator has
+ * dropped its reference and every connection has written (or discarded)
+ * the bytes. Below CONN_SHARE_MIN bytes a copy is cheaper than a reference
+ * and conn_send_shared copies. NULL on OOM. */
+#define CONN_SHARE_MIN 2048
+struct conn_shared;
+struct conn_shared *conn_shared_new(const void *data, size_t len);
+void conn_shared_unref(struct conn_shared *sh);
+const void *conn_shared_data(const struct conn_shared *sh);
+/* conn_send with shared bytes: same result, same return values. */
+int conn_send_shared(struct conn *c, struct conn_shared *sh);
 /* Bytes queued for the socket and not yet written: a session compares it
  * with the soft limit (cfg out_high_water) to drop QoS 0 for slow readers. */
 size_t conn_pending(const struct conn *c);

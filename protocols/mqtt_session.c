@@ -36,7 +36,17 @@ static struct {
 	uint64_t id;
 	bool retain;
 	size_t len;
+	/* A large one is also kept as shared bytes, which every subscriber's
+	 * output refers to instead of copying. */
+	struct conn_shared *sh;
 } held_qos0;
+
+static void held_qos0_forget(void)
+{
+	held_qos0.m = NULL;
+	conn_shared_unref(held_qos0.sh);
+	held_qos0.sh = NULL;
+}
 
 void mqtt_sess_set_store(struct store *st)
 {
@@ -50,7 +60,7 @@ struct store *mqtt_sess_get_store(void)
 
 uint8_t *mqtt_scratch(size_t need)
 {
-	held_qos0.m = NULL;
+	held_qos0_forget();
 	if (need > scratch_cap) {
 		uint8_t *p = realloc(scratch, need);
 
@@ -256,7 +266,7 @@ void mqtt_sess_free_all(void)
 	free(scratch);
 	scratch = NULL;
 	scratch_cap = 0;
-	held_qos0.m = NULL;
+	held_qos0_forget();
 }
 
 void mqtt_get_stats(struct mqtt_stats *out)
@@ -288,7 +298,10 @@ static void send_publish(struct mqtt_sess *s, const struct mqtt_out *o, bool dup
 
 	if (o->qos == 0 && held_qos0.m == m && held_qos0.id == m->id &&
 	    held_qos0.retain == o->retain) {
-		conn_send(s->conn, scratch, held_qos0.len);
+		if (held_qos0.sh)
+			conn_send_shared(s->conn, held_qos0.sh);
+		else
+			conn_send(s->conn, scratch, held_qos0.len);
 		return;
 	}
 	need = mqtt_publish_size(s->level, m->topic_len, m->payload_len, o->qos);
@@ -303,6 +316,10 @@ static void send_publish(struct mqtt_sess *s, const struct mqtt_out *o, bool dup
 		held_qos0.id = m->id;
 		held_qos0.retain = o->retain;
 		held_qos0.len = len;
+		if (len >= CONN_SHARE_MIN && (held_qos0.sh = conn_shared_new(buf, len))) {
+			conn_send_shared(s->conn, held_qos0.sh);
+			return;
+		}
 	}
 	conn_send(s->conn, buf, len);
 }

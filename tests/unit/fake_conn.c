@@ -76,6 +76,38 @@ int conn_send(struct conn *c, const void *data, size_t len)
 	return conn_send_type(c, data, len, c->default_binary);
 }
 
+/* Shared bytes are recorded like any other send. */
+struct conn_shared {
+	size_t len;
+	unsigned refs;
+	uint8_t data[];
+};
+
+struct conn_shared *conn_shared_new(const void *data, size_t len)
+{
+	struct conn_shared *sh = malloc(sizeof(*sh) + len);
+	if (!sh)
+		return NULL;
+	sh->len = len;
+	sh->refs = 1;
+	memcpy(sh->data, data, len);
+	return sh;
+}
+
+void conn_shared_unref(struct conn_shared *sh)
+{
+	if (sh && --sh->refs == 0)
+		free(sh);
+}
+
+const void *conn_shared_data(const struct conn_shared *sh) { return sh->data; }
+
+int conn_send_shared(struct conn *c, struct conn_shared *sh)
+{
+	c->shared_sends++;
+	return conn_send(c, sh->data, sh->len);
+}
+
 size_t conn_pending(const struct conn *c) { return c->pending; }
 bool conn_congested(const struct conn *c) { return c->congested; }
 

@@ -15,6 +15,7 @@ struct conn {
 	uint8_t *out;            /* everything sent, concatenated */
 	size_t out_len, out_cap;
 	size_t sends;            /* number of conn_send* calls */
+	size_t shared_sends;     /* of which conn_send_shared */
 	bool last_binary;        /* type of the last conn_send_type / conn_send */
 	bool default_binary;     /* what conn_send uses */
 	bool closing;

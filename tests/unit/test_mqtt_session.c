@@ -1174,6 +1174,35 @@ static void test_sniff(void **st)
 	assert_string_equal(mqtt_protocol.ws_names[1], "mqttv3.1");
 }
 
+/* A large QoS 0 message is encoded once and its bytes shared by every
+ * subscriber's output; a small one is copied. Both arrive whole. */
+static void test_large_fan_out_shares_bytes(void **st)
+{
+	struct client *k[3], *b = cl_connected("b", true);
+	char *big = malloc(5000);
+
+	assert_non_null(big);
+	memset(big, 'z', 4999);
+	big[4999] = '\0';
+	for (int i = 0; i < 3; i++) {
+		char id[8];
+
+		snprintf(id, sizeof(id), "s%d", i);
+		k[i] = cl_connected(id, true);
+		assert_int_equal(cl_subscribe(k[i], "big", 0), 0);
+	}
+	cl_publish(b, "big", big, 0, 0, false, false);
+	cl_publish(b, "big", "small", 0, 0, false, false);
+	for (int i = 0; i < 3; i++) {
+		expect_publish(k[i], "big", big, 0, false);
+		expect_publish(k[i], "big", "small", 0, false);
+		assert_int_equal(k[i]->c->shared_sends, 1);
+		cl_free(k[i], PROTO_CLOSED_BY_PEER);
+	}
+	free(big);
+	cl_free(b, PROTO_CLOSED_BY_PEER);
+}
+
 /* ---- durability: acknowledgements after the commit, and a restart ---- */
 
 /* A persistent session subscribed to filter at qos, then gone away. */
@@ -1357,6 +1386,7 @@ int main(void)
 		T(test_takeover),
 		T(test_large_publish_in_pieces),
 		T(test_sniff),
+		T(test_large_fan_out_shares_bytes),
 		T(test_puback_waits_for_commit),
 		T(test_retained_publish_waits_for_commit),
 		T(test_failed_commit_withholds_ack),
