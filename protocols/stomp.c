@@ -480,6 +480,11 @@ static void stomp_close(void *sp, enum proto_close_reason why)
 	free(s);
 }
 
+static void stomp_teardown(void)
+{
+	stomp_held_frames_free();
+}
+
 static const char *const stomp_ws_names[] = { "v12.stomp", "v11.stomp", "v10.stomp", "stomp", NULL };
 
 const struct protocol stomp_protocol = {
@@ -493,6 +498,6 @@ const struct protocol stomp_protocol = {
 	.tick = stomp_tick,
 	.shutdown = stomp_shutdown,
 	.close = stomp_close,
-	.teardown = NULL,
+	.teardown = stomp_teardown,
 	.restore = stomp_restore,
 };

@@ -142,6 +142,8 @@ int stomp_on_ack(struct stomp_session *s, const struct stomp_frame *f, bool nack
  * ignored. */
 void stomp_apply_ack(struct stomp_session *s, uint32_t subnum, uint64_t seq, bool nack);
 void stomp_subs_free(struct stomp_session *s);
+/* At broker exit: the encoding cache of topic MESSAGEs. */
+void stomp_held_frames_free(void);
 /* Auto-mode queue deliveries held while the reader was slow are acked once
  * its output is below the high-water mark again. */
 void stomp_release_auto_held(struct stomp_session *s);

@@ -163,11 +163,165 @@ static int encode_message(struct stomp_session *s, const struct stomp_sub *sub,
 	return stomp_encode_body(b, m->payload, m->payload_len);
 }
 
+/* ---- MESSAGE for topic subscribers, encoded once per message ----
+ * For every subscriber of one protocol version a topic MESSAGE is the same
+ * bytes except the headers that name the delivery (message-id, subscription,
+ * ack), which sit together after the destination. So the part before them
+ * (head) and after them (tail, with the body) are encoded once per message
+ * and version and copied; only the middle is written per subscriber. The
+ * fan-out is synchronous, so the cache holds the message being fanned out;
+ * a message is named by pointer, id and redelivered flag together, so that a
+ * reused address (or a redelivered clone) is no match. Each piece begins
+ * after a '\n' (or at the frame's start) and ends with an ASCII byte, so the
+ * frame is valid UTF-8 exactly when each piece is. */
+struct held_frame {
+	const struct message *m;
+	uint64_t id;
+	bool redelivered;
+	bool utf8;                      /* head and tail are valid UTF-8 */
+	uint64_t now_ms;                /* when the fan-out began */
+	struct stomp_buf head, tail;
+};
+static struct held_frame held_frames[STOMP_V12 + 1];
+
+void stomp_held_frames_free(void)
+{
+	for (size_t i = 0; i < sizeof(held_frames) / sizeof(held_frames[0]); i++) {
+		stomp_buf_free(&held_frames[i].head);
+		stomp_buf_free(&held_frames[i].tail);
+		held_frames[i].m = NULL;
+	}
+}
+
+static int encode_head(struct stomp_buf *b, enum stomp_version v, const struct stomp_buf *dest)
+{
+	return stomp_encode_command(b, STOMP_MESSAGE) < 0 ||
+	       stomp_encode_header(b, v, STOMP_MESSAGE, "destination", 11,
+				   (const char *)dest->data, dest->len) < 0 ? -1 : 0;
+}
+
+static int encode_tail(struct stomp_buf *b, enum stomp_version v, const struct message *m)
+{
+	const enum stomp_command C = STOMP_MESSAGE;
+	char cl[24];
+	snprintf(cl, sizeof(cl), "%zu", m->payload_len);
+	if ((m->content_type && stomp_encode_header_str(b, v, C, "content-type", m->content_type) < 0) ||
+	    stomp_encode_header_str(b, v, C, "content-length", cl) < 0 ||
+	    (m->redelivered && stomp_encode_header_str(b, v, C, "redelivered", "true") < 0))
+		return -1;
+	for (size_t i = 0; i < m->nprops; i++) {
+		if (reserved_name(m->props[i].name))
+			continue;
+		if (stomp_encode_header_str(b, v, C, m->props[i].name, m->props[i].value) < 0)
+			return -1;
+	}
+	return stomp_encode_body(b, m->payload, m->payload_len);
+}
+
+/* The head and tail of m for version v, encoded now unless held already. */
+static struct held_frame *held_for(struct stomp_session *s, const struct message *m)
+{
+	struct held_frame *h = &held_frames[s->v];
+	if (h->m == m && h->id == m->id && h->redelivered == m->redelivered)
+		return h;
+	h->m = NULL;
+	h->head.len = h->tail.len = 0;
+	if (stomp_topic_dest(&s->tmp, m->topic, m->topic_len) < 0 ||
+	    encode_head(&h->head, s->v, &s->tmp) < 0 || encode_tail(&h->tail, s->v, m) < 0)
+		return NULL;
+	h->m = m;
+	h->id = m->id;
+	h->redelivered = m->redelivered;
+	h->utf8 = utf8_valid(h->head.data, h->head.len) && utf8_valid(h->tail.data, h->tail.len);
+	h->now_ms = clock_now_ms();
+	return h;
+}
+
+static char *put_u64(char *p, uint64_t x)
+{
+	char d[20];
+	size_t n = 0;
+	do {
+		d[n++] = (char)('0' + x % 10);
+		x /= 10;
+	} while (x);
+	while (n)
+		*p++ = d[--n];
+	return p;
+}
+
+/* "<session>-<sub>-<seq>": the session id is ours ("wsb-N") and the rest
+ * digits, so the value needs no escaping in any version. */
+static size_t format_mid(char *out, const struct stomp_session *s, uint32_t num, uint64_t seq)
+{
+	size_t n = strlen(s->id);
+	memcpy(out, s->id, n);
+	char *p = out + n;
+	*p++ = '-';
+	p = put_u64(p, num);
+	*p++ = '-';
+	p = put_u64(p, seq);
+	return (size_t)(p - out);
+}
+
+static int put_raw_header(struct stomp_buf *b, const char *name, size_t nlen, const char *v,
+			  size_t vlen)
+{
+	if (stomp_buf_reserve(b, nlen + vlen + 2) < 0)
+		return -1;
+	memcpy(b->data + b->len, name, nlen);
+	b->data[b->len + nlen] = ':';
+	memcpy(b->data + b->len + nlen + 1, v, vlen);
+	b->data[b->len + nlen + 1 + vlen] = '\n';
+	b->len += nlen + vlen + 2;
+	return 0;
+}
+
+/* head, this delivery's headers, tail: into s->out. */
+static int encode_topic_message(struct stomp_session *s, const struct stomp_sub *sub,
+				const struct held_frame *h, uint64_t seq, bool *utf8)
+{
+	struct stomp_buf *b = &s->out;
+	char mid[sizeof(s->id) + 32];
+	size_t midlen = format_mid(mid, s, sub->num, seq);
+	b->len = 0;
+	if (stomp_buf_append(b, h->head.data, h->head.len) < 0)
+		return -1;
+	size_t mstart = b->len;
+	if (put_raw_header(b, "message-id", 10, mid, midlen) < 0 ||
+	    (sub->has_id && stomp_encode_header(b, s->v, STOMP_MESSAGE, "subscription", 12,
+						sub->id, strlen(sub->id)) < 0) ||
+	    (s->v >= STOMP_V12 && sub->ack != STOMP_ACK_AUTO &&
+	     put_raw_header(b, "ack", 3, mid, midlen) < 0))
+		return -1;
+	*utf8 = h->utf8 && utf8_valid(b->data + mstart, b->len - mstart);
+	return stomp_buf_append(b, h->tail.data, h->tail.len);
+}
+
+/* stomp_flush_out, with the fan-out's clock reading. */
+static int flush_at(struct stomp_session *s, bool binary, uint64_t now_ms)
+{
+	int r = conn_send_type(s->c, s->out.data, s->out.len, binary);
+	s->out.len = 0;
+	if (r == 0)
+		s->last_tx = now_ms;
+	return r;
+}
+
 /* Over WebSocket a frame that is not valid UTF-8 (a binary body, usually)
  * must travel as a binary message. */
 static int send_message(struct stomp_session *s, const struct stomp_sub *sub,
 			const struct message *m, uint64_t seq)
 {
+	if (!sub->queue) {
+		const struct held_frame *h = held_for(s, m);
+		bool utf8;
+		if (!h || encode_topic_message(s, sub, h, seq, &utf8) < 0) {
+			s->out.len = 0;
+			return -1;
+		}
+		return flush_at(s, conn_is_websocket(s->c) && !utf8, h->now_ms);
+	}
 	if (encode_message(s, sub, m, seq) < 0) {
 		s->out.len = 0;
 		return -1;
