@@ -127,42 +127,6 @@ static bool reserved_name(const char *n)
 	return false;
 }
 
-static int encode_message(struct stomp_session *s, const struct stomp_sub *sub,
-			  const struct message *m, uint64_t seq)
-{
-	const enum stomp_command C = STOMP_MESSAGE;
-	const enum stomp_version v = s->v;
-	struct stomp_buf *b = &s->out;
-	char mid[96], cl[24];
-	snprintf(mid, sizeof(mid), "%s-%u-%llu", s->id, (unsigned)sub->num, (unsigned long long)seq);
-	snprintf(cl, sizeof(cl), "%zu", m->payload_len);
-	b->len = 0;
-	if (sub->queue) {
-		s->tmp.len = 0;
-		if (stomp_buf_append(&s->tmp, sub->dest, strlen(sub->dest)) < 0)
-			return -1;
-	} else if (stomp_topic_dest(&s->tmp, m->topic, m->topic_len) < 0) {
-		return -1;
-	}
-	if (stomp_encode_command(b, C) < 0 ||
-	    stomp_encode_header(b, v, C, "destination", 11, (const char *)s->tmp.data, s->tmp.len) < 0 ||
-	    stomp_encode_header_str(b, v, C, "message-id", mid) < 0 ||
-	    (sub->has_id && stomp_encode_header_str(b, v, C, "subscription", sub->id) < 0) ||
-	    (v >= STOMP_V12 && sub->ack != STOMP_ACK_AUTO &&
-	     stomp_encode_header_str(b, v, C, "ack", mid) < 0) ||
-	    (m->content_type && stomp_encode_header_str(b, v, C, "content-type", m->content_type) < 0) ||
-	    stomp_encode_header_str(b, v, C, "content-length", cl) < 0 ||
-	    (m->redelivered && stomp_encode_header_str(b, v, C, "redelivered", "true") < 0))
-		return -1;
-	for (size_t i = 0; i < m->nprops; i++) {
-		if (reserved_name(m->props[i].name))
-			continue;
-		if (stomp_encode_header_str(b, v, C, m->props[i].name, m->props[i].value) < 0)
-			return -1;
-	}
-	return stomp_encode_body(b, m->payload, m->payload_len);
-}
-
 /* ---- MESSAGE for topic subscribers, encoded once per message ----
  * For every subscriber of one protocol version a topic MESSAGE is the same
  * bytes except the headers that name the delivery (message-id, subscription,
@@ -216,6 +180,28 @@ static int encode_tail(struct stomp_buf *b, enum stomp_version v, const struct m
 			return -1;
 	}
 	return stomp_encode_body(b, m->payload, m->payload_len);
+}
+
+/* A queue MESSAGE: head, this delivery's headers, tail, into s->out. The
+ * destination is the one the consumer subscribed to. */
+static int encode_message(struct stomp_session *s, const struct stomp_sub *sub,
+			  const struct message *m, uint64_t seq)
+{
+	const enum stomp_command C = STOMP_MESSAGE;
+	const enum stomp_version v = s->v;
+	struct stomp_buf *b = &s->out;
+	char mid[96];
+	snprintf(mid, sizeof(mid), "%s-%u-%llu", s->id, (unsigned)sub->num, (unsigned long long)seq);
+	b->len = 0;
+	s->tmp.len = 0;
+	if (stomp_buf_append(&s->tmp, sub->dest, strlen(sub->dest)) < 0 ||
+	    encode_head(b, v, &s->tmp) < 0 ||
+	    stomp_encode_header_str(b, v, C, "message-id", mid) < 0 ||
+	    (sub->has_id && stomp_encode_header_str(b, v, C, "subscription", sub->id) < 0) ||
+	    (v >= STOMP_V12 && sub->ack != STOMP_ACK_AUTO &&
+	     stomp_encode_header_str(b, v, C, "ack", mid) < 0))
+		return -1;
+	return encode_tail(b, v, m);
 }
 
 /* The head and tail of m for version v, encoded now unless held already. */
