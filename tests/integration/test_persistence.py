@@ -32,6 +32,8 @@ import time
 
 import pytest
 
+from test_mqtt import _remlen, _s, connect_packet
+
 WAIT = 5.0
 QUIET = 0.3
 
@@ -40,26 +42,6 @@ SUBSCRIBE, SUBACK, DISCONNECT = 8, 9, 14
 
 
 # ---------------------------------------------------------------- MQTT wire
-
-def _remlen(n):
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _s(v):
-    v = v.encode() if isinstance(v, str) else v
-    return struct.pack("!H", len(v)) + v
-
-
-def connect_packet(client_id, clean=True, keepalive=60):
-    var = _s("MQTT") + bytes([4, 0x02 if clean else 0]) + struct.pack("!H", keepalive)
-    body = var + _s(client_id)
-    return b"\x10" + _remlen(len(body)) + body
-
 
 def publish_packet(topic, payload, qos=0, pid=0, dup=False, retain=False):
     body = _s(topic) + (struct.pack("!H", pid) if qos else b"") + payload
@@ -87,7 +69,36 @@ def parse_publish(flags, body):
     return Msg(topic, bytes(body[i:]), qos, bool(flags & 1), bool(flags & 8), pid)
 
 
-class MqttConn:
+class _Reader:
+    """The read loop both raw connections share: parse what is buffered
+    (the subclass's _parse), else wait for more until the deadline."""
+
+    def _next(self, timeout, deadline, closed_msg):
+        if deadline is None and timeout is not None:
+            deadline = time.monotonic() + timeout
+        while True:
+            p = self._parse()
+            if p is not None:
+                return p
+            if deadline is None:
+                self.s.settimeout(None)
+            else:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.s.settimeout(left)
+            try:
+                d = self.s.recv(65536)
+            except socket.timeout:
+                return None
+            except (ConnectionResetError, BrokenPipeError):
+                d = b""
+            if not d:
+                raise EOFError(closed_msg)
+            self.buf += d
+
+
+class MqttConn(_Reader):
     """A raw MQTT 3.1.1 client. A subscriber's collect() answers PUBLISH and
     PUBREL as a correct receiver does and hands back each message once: a
     QoS 2 PUBLISH whose packet id awaits our PUBCOMP is a resend, counted in
@@ -134,28 +145,8 @@ class MqttConn:
     def packet(self, timeout=WAIT, deadline=None):
         """(type, flags, body); None after timeout (or at deadline); EOFError
         when the broker closed. timeout=None blocks."""
-        if deadline is None and timeout is not None:
-            deadline = time.monotonic() + timeout
-        while True:
-            p = self._parse()
-            if p is not None:
-                return p
-            if deadline is None:
-                self.s.settimeout(None)
-            else:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self.s.settimeout(left)
-            try:
-                d = self.s.recv(65536)
-            except socket.timeout:
-                return None
-            except (ConnectionResetError, BrokenPipeError):
-                d = b""
-            if not d:
-                raise EOFError("broker closed the connection of %s" % self.client_id)
-            self.buf += d
+        return self._next(timeout, deadline,
+                          "broker closed the connection of %s" % self.client_id)
 
     def expect(self, kind, pid=None, timeout=WAIT):
         p = self.packet(timeout)
@@ -247,7 +238,7 @@ def unescape(text):
     return re.sub(r"\\.", lambda m: ESCAPES.get(m.group(0), m.group(0)), text)
 
 
-class StompConn:
+class StompConn(_Reader):
     """A raw STOMP 1.2 client without heart-beats."""
 
     def __init__(self, broker):
@@ -295,28 +286,7 @@ class StompConn:
 
     def frame(self, timeout=WAIT, deadline=None):
         """(command, headers, body), None after timeout, EOFError on close."""
-        if deadline is None and timeout is not None:
-            deadline = time.monotonic() + timeout
-        while True:
-            f = self._parse()
-            if f is not None:
-                return f
-            if deadline is None:
-                self.s.settimeout(None)
-            else:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self.s.settimeout(left)
-            try:
-                d = self.s.recv(65536)
-            except socket.timeout:
-                return None
-            except (ConnectionResetError, BrokenPipeError):
-                d = b""
-            if not d:
-                raise EOFError("broker closed the STOMP connection")
-            self.buf += d
+        return self._next(timeout, deadline, "broker closed the STOMP connection")
 
     def next_rid(self, prefix="r"):
         self.rid += 1

@@ -11,8 +11,6 @@ import struct
 import threading
 import time
 
-import pytest
-
 from test_mqtt import _remlen, _s, connect_packet
 
 WAIT = 10.0
@@ -30,6 +28,45 @@ def payload(i):
 
 # ---------------------------------------------------------------- MQTT
 
+class Reader:
+    """What both readers share: a thread collecting the sequence numbers of
+    received messages (the subclass's _loop), and waiting on them."""
+
+    def _init_reader(self, read):
+        self.seqs = []
+        self.cond = threading.Condition()
+        self.eof = False
+        if read:
+            self.start()
+
+    def _got(self, seq):
+        with self.cond:
+            self.seqs.append(seq)
+            self.cond.notify_all()
+
+    def start(self):
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        try:
+            self._loop()
+        except (EOFError, OSError):
+            with self.cond:
+                self.eof = True
+                self.cond.notify_all()
+
+    def wait_count(self, n, timeout=WAIT):
+        with self.cond:
+            return self.cond.wait_for(lambda: len(self.seqs) >= n or self.eof, timeout)
+
+    def close(self):
+        try:
+            self.s.close()
+        except OSError:
+            pass
+
+
+
 def mqtt_subscribe_packet(topic, qos, pid=1):
     body = struct.pack("!H", pid) + _s(topic) + bytes([qos])
     return b"\x82" + _remlen(len(body)) + body
@@ -40,7 +77,7 @@ def mqtt_publish_packet(topic, data, qos=0, pid=0):
     return bytes([0x30 | qos << 1]) + _remlen(len(body)) + body
 
 
-class MqttReader:
+class MqttReader(Reader):
     """Reads PUBLISH packets on a thread, acknowledging QoS 1 unless told
     not to read at all."""
 
@@ -55,12 +92,8 @@ class MqttReader:
         assert self._packet()[0] == 0x20
         self.s.sendall(mqtt_subscribe_packet(topic, qos))
         assert self._packet()[0] == 0x90
-        self.seqs = []
         self.acks = {}
-        self.cond = threading.Condition()
-        self.eof = False
-        if read:
-            self.start()
+        self._init_reader(read)
 
     def _fill(self, n):
         while len(self.buf) < n:
@@ -85,44 +118,23 @@ class MqttReader:
         self.buf = self.buf[i + rem:]
         return first, body
 
-    def start(self):
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self):
-        try:
-            while True:
-                first, body = self._packet()
-                kind = first >> 4
-                if kind == 3:
-                    qos = (first >> 1) & 3
-                    tl = struct.unpack("!H", body[:2])[0]
-                    off = 2 + tl
-                    if qos:
-                        pid = body[off:off + 2]
-                        off += 2
-                        self.s.sendall(b"\x40\x02" + pid)
-                    with self.cond:
-                        self.seqs.append(struct.unpack("!I", body[off:off + 4])[0])
-                        self.cond.notify_all()
-                elif kind == 4:
-                    with self.cond:
-                        pid = struct.unpack("!H", body[:2])[0]
-                        self.acks[pid] = True
-                        self.cond.notify_all()
-        except (EOFError, OSError):
-            with self.cond:
-                self.eof = True
-                self.cond.notify_all()
-
-    def wait_count(self, n, timeout=WAIT):
-        with self.cond:
-            return self.cond.wait_for(lambda: len(self.seqs) >= n or self.eof, timeout)
-
-    def close(self):
-        try:
-            self.s.close()
-        except OSError:
-            pass
+    def _loop(self):
+        while True:
+            first, body = self._packet()
+            kind = first >> 4
+            if kind == 3:
+                qos = (first >> 1) & 3
+                tl = struct.unpack("!H", body[:2])[0]
+                off = 2 + tl
+                if qos:
+                    pid = body[off:off + 2]
+                    off += 2
+                    self.s.sendall(b"\x40\x02" + pid)
+                self._got(struct.unpack("!I", body[off:off + 4])[0])
+            elif kind == 4:
+                with self.cond:
+                    self.acks[struct.unpack("!H", body[:2])[0]] = True
+                    self.cond.notify_all()
 
 
 # ---------------------------------------------------------------- STOMP
@@ -132,7 +144,7 @@ def stomp_frame(cmd, headers, body=b""):
     return head.encode() + body + b"\0"
 
 
-class StompReader:
+class StompReader(Reader):
     """A STOMP 1.2 client on raw TCP that collects MESSAGE bodies."""
 
     def __init__(self, broker, dest, rcvbuf=None, read=True):
@@ -148,11 +160,7 @@ class StompReader:
         self.s.sendall(stomp_frame("SUBSCRIBE", {"id": "0", "destination": dest,
                                                  "receipt": "sub"}))
         assert self._frame()[0] == "RECEIPT"
-        self.seqs = []
-        self.cond = threading.Condition()
-        self.eof = False
-        if read:
-            self.start()
+        self._init_reader(read)
 
     def _fill(self):
         chunk = self.s.recv(65536)
@@ -184,31 +192,11 @@ class StompReader:
                 self.buf = self.buf[nul + 1:]
             return lines[0], headers, body
 
-    def start(self):
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self):
-        try:
-            while True:
-                cmd, _, body = self._frame()
-                if cmd == "MESSAGE":
-                    with self.cond:
-                        self.seqs.append(struct.unpack("!I", body[:4])[0])
-                        self.cond.notify_all()
-        except (EOFError, OSError):
-            with self.cond:
-                self.eof = True
-                self.cond.notify_all()
-
-    def wait_count(self, n, timeout=WAIT):
-        with self.cond:
-            return self.cond.wait_for(lambda: len(self.seqs) >= n or self.eof, timeout)
-
-    def close(self):
-        try:
-            self.s.close()
-        except OSError:
-            pass
+    def _loop(self):
+        while True:
+            cmd, _, body = self._frame()
+            if cmd == "MESSAGE":
+                self._got(struct.unpack("!I", body[:4])[0])
 
 
 # ---------------------------------------------------------------- tests
