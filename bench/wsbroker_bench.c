@@ -572,7 +572,8 @@ static void report(struct bench_run *r)
 		       "\"publishers\":%zu,\"subscribers\":%zu,\"topics\":%ld,\"qos\":%d,"
 		       "\"size\":%zu,\"rate\":%g,\"window\":%ld,\"duration\":%g,\"warmup\":%g,"
 		       "\"sent\":%" PRIu64 ",\"sent_per_s\":%.1f,\"delivered\":%" PRIu64
-		       ",\"delivered_per_s\":%.1f,\"latency_ms\":{\"p50\":%.4f,\"p99\":%.4f,"
+		       ",\"delivered_per_s\":%.1f,\"sent_total\":%" PRIu64
+		       ",\"delivered_total\":%" PRIu64 ",\"latency_ms\":{\"p50\":%.4f,\"p99\":%.4f,"
 		       "\"p999\":%.4f,\"max\":%.4f,\"mean\":%.4f},\"lost\":%" PRIu64
 		       ",\"dup\":%" PRIu64 ",\"ooo\":%" PRIu64 ",\"bad\":%" PRIu64
 		       ",\"disconnects\":%" PRIu64 ",\"stalls\":%" PRIu64 ",\"connects_per_s\":%.1f,"
@@ -582,7 +583,8 @@ static void report(struct bench_run *r)
 		       scenario_names[o->scenario], proto_names[o->proto], o->ws ? "ws" : "tcp",
 		       r->npub, r->nsub, o->topics, o->qos, o->size, o->rate, o->window,
 		       o->duration, o->warmup, sent, (double)sent / secs, r->delivered_meas,
-		       (double)r->delivered_meas / secs, p50, p99, p999, max, mean, r->counts.lost,
+		       (double)r->delivered_meas / secs, total_sent(r), r->delivered, p50, p99, p999,
+		       max, mean, r->counts.lost,
 		       r->counts.dup, r->counts.ooo, r->bad, r->disconnects, r->stalls,
 		       (double)r->connects_meas / secs, r->rss0, r->rss1, per_conn, cpu,
 		       100 * user / secs, 100 * sys / secs);

@@ -27,7 +27,11 @@ def test_fanout_delivers_everything(broker, proto, transport):
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["subscribers"] == 5 and r["proto"] == proto and r["transport"] == transport
     assert r["sent"] >= 100, r
-    # Each message measured reaches each of the 5 subscribers exactly once.
-    assert r["delivered"] == 5 * r["sent"], r
+    # Every message sent in the run (warm-up and final wait included) reaches
+    # each of the 5 subscribers exactly once. The in-window counts are not
+    # compared: they are read at the window's two ends, so a message sent just
+    # before it opens and received inside it counts as delivered, not as sent.
+    assert r["delivered_total"] == 5 * r["sent_total"], r
+    assert r["delivered"] >= 100, r
     assert (r["lost"], r["dup"], r["ooo"], r["disconnects"]) == (0, 0, 0, 0), r
     assert 0 < r["latency_ms"]["p50"] <= r["latency_ms"]["max"], r
