@@ -35,7 +35,7 @@ struct server {
 	struct router *router;
 	struct store *store;
 	struct proto_env env;
-	struct event *sig_int, *sig_term, *sig_hup, *stop_timer;
+	struct event *sig_int, *sig_term, *sig_hup, *stop_timer, *housekeeping;
 	int argc;
 	char **argv;
 	void (*prepare)(struct cfg *);
@@ -162,6 +162,15 @@ static void all_gone(void *arg)
 	event_base_loopexit(s->base, NULL);
 }
 
+/* Deadlines no connection drives, such as an absent session's expiry, are
+ * met within a second by this timer, not only at the next CONNECT. */
+static void housekeeping_cb(evutil_socket_t fd, short what, void *arg)
+{
+	for (size_t i = 0; i < protocol_count(); i++)
+		if (protocol_at(i)->housekeeping)
+			protocol_at(i)->housekeeping();
+}
+
 static void stop_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *s = arg;
@@ -231,7 +240,8 @@ static void server_free(struct server *s)
 		router_free(s->router);
 	/* Last: it waits for every write queued by the sessions above. */
 	store_close(s->store);
-	struct event *evs[] = {s->sig_int, s->sig_term, s->sig_hup, s->stop_timer};
+	struct event *evs[] = {s->sig_int, s->sig_term, s->sig_hup, s->stop_timer,
+			       s->housekeeping};
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
 			event_free(evs[i]);
@@ -306,9 +316,17 @@ int server_run(int argc, char **argv, void (*prepare)(struct cfg *c))
 	s->sig_int = evsignal_new(s->base, SIGINT, signal_cb, s);
 	s->sig_term = evsignal_new(s->base, SIGTERM, signal_cb, s);
 	s->sig_hup = evsignal_new(s->base, SIGHUP, signal_cb, s);
+	s->housekeeping = event_new(s->base, -1, EV_PERSIST, housekeeping_cb, s);
+	if (!s->sig_int || !s->sig_term || !s->sig_hup || !s->housekeeping) {
+		log_error(NULL, NULL, "out of memory at start-up");
+		server_free(s);
+		return 1;
+	}
 	evsignal_add(s->sig_int, NULL);
 	evsignal_add(s->sig_term, NULL);
 	evsignal_add(s->sig_hup, NULL);
+	struct timeval second = {1, 0};
+	event_add(s->housekeeping, &second);
 	log_info(NULL, NULL, "wsbroker %s ready (pid %d)", PACKAGE_VERSION, (int)getpid());
 	event_base_dispatch(s->base);
 	server_free(s);

@@ -714,4 +714,5 @@ const struct protocol mqtt_protocol = {
 	.close = mqtt_close,
 	.teardown = mqtt_teardown,
 	.restore = mqtt_restore,
+	.housekeeping = mqtt_sess_expire,
 };

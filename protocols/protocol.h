@@ -60,6 +60,10 @@ struct protocol {
 	 * store kept (retained messages, sessions, queues). 0, or -1 after
 	 * logging why (the broker then refuses to start). */
 	int (*restore)(const struct proto_env *env);
+	/* Optional, about once a second while the broker runs: end what has
+	 * passed its deadline without any connection's help (absent MQTT
+	 * sessions past mqtt_session_expiry). */
+	void (*housekeeping)(void);
 };
 
 /* The registry. Registration order is the sniffing order. */

@@ -353,6 +353,29 @@ def test_clean_session_starts_fresh(broker, clients):
     p.expect_none()
 
 
+def test_absent_session_expires_without_a_connect(start_broker):
+    """mqtt_session_expiry ends an absent session on time even when nobody
+    connects: its stored messages go with it."""
+    b = start_broker(args=("--set", "mqtt_session_expiry=1"))
+    p = Paho(b, "short-lived", clean=False)
+    p.subscribe("short/#", 1)
+    pub = Paho(b, "short-pub")
+    pub.publish("short/x", b"kept for a second", 1)
+    pub.close()
+    p.close()
+    start = len(b.log())
+    t0 = time.monotonic()
+    # Nobody connects while we wait: only the broker's own timer can do it.
+    b.wait_log("persistent session expired", timeout=4.0, start=start)
+    assert time.monotonic() - t0 >= 0.5, "expired before its second was up"
+    back = Paho(b, "short-lived", clean=False)
+    try:
+        assert back.flags["session present"] == 0
+        back.expect_none()
+    finally:
+        back.close()
+
+
 def test_takeover(broker, clients):
     watcher = clients("to-watch")
     watcher.subscribe("to/#", 0)
