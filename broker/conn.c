@@ -1,5 +1,6 @@
-/* conn: transport state per client. See conn.h for the contract. */
-#include "conn.h"
+/* conn: transport state per client. See conn.h for the contract; the
+ * output side (sending, shared output, output scheduling) is in conn_out.c. */
+#include "conn_int.h"
 #include "clock.h"
 #include "config.h"
 #include "http.h"
@@ -15,72 +16,12 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <errno.h>
 #include <malloc.h>
 #include <string.h>
 #include <sys/socket.h>
 
-enum conn_state { CS_SNIFF, CS_HTTP, CS_WS, CS_RAW };
 
-/* Frames up to this size are copied into the output in one piece. */
-#define SMALL_FRAME 4096
-
-struct conn {
-	struct conn *prev, *next;       /* live list */
-	struct conn *reap_next;         /* pending free */
-	struct conn *release_next;      /* session to be closed */
-	struct conn *dirty_prev, *dirty_next; /* output to write this pass */
-	bool dirty;
-	bool wwait;                     /* socket was full: bufferevent writes */
-	bool release_pending;
-	struct bufferevent *bev;
-	enum conn_state state;
-	enum listener_kind kind;
-	char peer[64];
-	char *client_id;
-	char *ws_path;
-	const struct protocol *proto;
-	void *session;
-	bool websocket;
-	bool closing;                   /* no more session input; flushing */
-	bool dead;                      /* on the reap list */
-	bool close_sent, close_rcvd;    /* WebSocket close handshake */
-	bool flush_then_free;
-	bool lingering;                 /* after our last word: discard input until EOF */
-	bool shut_wr;
-	bool answered;                  /* the session has sent something */
-	bool ping_out;
-	enum proto_close_reason why;
-	bool why_set;
-	struct ws_msg_state wsm;
-	struct ws_frame cur;            /* data frame whose payload is streaming */
-	bool in_frame;
-	uint64_t cur_done;
-	uint64_t last_rx_ms, ping_sent_ms;
-	struct event *hs_timer, *ping_timer, *sess_timer, *close_timer;
-};
-
-static struct {
-	struct event_base *base;
-	const struct cfg *cfg;
-	const struct proto_env *env;
-	struct conn *live;
-	size_t nlive;
-	struct conn *reap;
-	struct conn *release;
-	struct event *reap_ev;
-	struct conn *dirty;             /* flush list, see "output scheduling" */
-	struct event *flush_ev;
-	bool flush_scheduled;
-	bool shutting_down;
-	uint64_t started_ms;
-	void (*all_gone)(void *);
-	void *all_gone_arg;
-	uint8_t scratch[65536];
-} M;
-
-static void reap_later(struct conn *c);
-static void mark_dirty(struct conn *c);
+struct conn_module conn_m;
 
 /* ---- accessors ---- */
 
@@ -89,7 +30,7 @@ const char *conn_client_id(const struct conn *c) { return c->client_id; }
 bool conn_is_websocket(const struct conn *c) { return c->websocket; }
 const char *conn_ws_path(const struct conn *c) { return c->ws_path; }
 bool conn_closing(const struct conn *c) { return c->closing || c->dead; }
-size_t conn_count(void) { return M.nlive; }
+size_t conn_count(void) { return conn_m.nlive; }
 
 void conn_set_client_id(struct conn *c, const char *id)
 {
@@ -104,10 +45,10 @@ size_t conn_pending(const struct conn *c)
 
 bool conn_congested(const struct conn *c)
 {
-	return conn_pending(c) > M.cfg->out_high_water;
+	return conn_pending(c) > conn_m.cfg->out_high_water;
 }
 
-static void set_why(struct conn *c, enum proto_close_reason why)
+void conn_set_why(struct conn *c, enum proto_close_reason why)
 {
 	if (!c->why_set) {
 		c->why = why;
@@ -127,20 +68,20 @@ static void hs_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 	log_info(c->peer, c->client_id, "handshake not completed within %u ms; closing",
-		 M.cfg->handshake_timeout_ms);
-	set_why(c, PROTO_CLOSED_TIMEOUT);
+		 conn_m.cfg->handshake_timeout_ms);
+	conn_set_why(c, PROTO_CLOSED_TIMEOUT);
 	if (c->state == CS_WS)
 		conn_close(c, WS_CLOSE_POLICY, "handshake timeout");
 	else
-		reap_later(c);
+		conn_reap_later(c);
 }
 
 static void close_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 	log_debug(c->peer, c->client_id, "close not completed within %u ms; dropping",
-		  M.cfg->close_timeout_ms);
-	reap_later(c);
+		  conn_m.cfg->close_timeout_ms);
+	conn_reap_later(c);
 }
 
 static void sess_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -155,148 +96,14 @@ void conn_timer(struct conn *c, uint64_t delay_ms)
 	if (c->dead)
 		return;
 	if (!c->sess_timer)
-		c->sess_timer = evtimer_new(M.base, sess_timer_cb, c);
+		c->sess_timer = evtimer_new(conn_m.base, sess_timer_cb, c);
 	if (delay_ms == 0)
 		evtimer_del(c->sess_timer);
 	else
 		arm(c->sess_timer, delay_ms);
 }
 
-/* ---- output ---- */
-
-/* Server frames are unmasked, so the header depends only on opcode and
- * length. Small frames go in as one piece: one evbuffer operation, and the
- * header never sits alone at the end of a chain. */
-static void ws_send_frame(struct conn *c, uint8_t opcode, const void *data, size_t len)
-{
-	uint8_t hdr[WS_MAX_HEADER];
-	size_t hl = ws_frame_encode_header(hdr, opcode, true, len, NULL);
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	struct evbuffer_iovec v;
-	if (len <= SMALL_FRAME && evbuffer_reserve_space(out, (ev_ssize_t)(hl + len), &v, 1) == 1) {
-		memcpy(v.iov_base, hdr, hl);
-		if (len)
-			memcpy((uint8_t *)v.iov_base + hl, data, len);
-		v.iov_len = hl + len;
-		evbuffer_commit_space(out, &v, 1);
-	} else {
-		evbuffer_add(out, hdr, hl);
-		if (len)
-			evbuffer_add(out, data, len);
-	}
-	mark_dirty(c);
-}
-
-static void ws_send_close(struct conn *c, uint16_t code, const char *reason)
-{
-	uint8_t payload[WS_MAX_CONTROL];
-	size_t n = ws_close_payload_encode(payload, code, reason);
-	ws_send_frame(c, WS_OP_CLOSE, payload, n);
-	c->close_sent = true;
-}
-
-/* 0 when len more bytes may be queued; -1 when closing or past the hard
- * limit (the connection is then being closed). */
-static int send_check(struct conn *c, size_t len)
-{
-	if (c->closing || c->dead)
-		return -1;
-	if (conn_pending(c) + len > M.cfg->out_hard_limit) {
-		log_warn(c->peer, c->client_id,
-			 "slow consumer: %zu bytes queued, past out_hard_limit %zu; disconnecting",
-			 conn_pending(c), M.cfg->out_hard_limit);
-		set_why(c, PROTO_CLOSED_ERROR);
-		reap_later(c);
-		return -1;
-	}
-	if (!c->answered) {
-		c->answered = true;
-		if (c->hs_timer)
-			evtimer_del(c->hs_timer);
-	}
-	return 0;
-}
-
-int conn_send_type(struct conn *c, const void *data, size_t len, bool binary)
-{
-	if (send_check(c, len) < 0)
-		return -1;
-	if (c->websocket) {
-		ws_send_frame(c, binary ? WS_OP_BINARY : WS_OP_TEXT, data, len);
-	} else {
-		evbuffer_add(bufferevent_get_output(c->bev), data, len);
-		mark_dirty(c);
-	}
-	return 0;
-}
-
-int conn_send(struct conn *c, const void *data, size_t len)
-{
-	return conn_send_type(c, data, len, c->proto ? c->proto->ws_binary_out : false);
-}
-
-/* ---- shared output ---- */
-
-struct conn_shared {
-	unsigned refs;
-	size_t len;
-	uint8_t data[];
-};
-
-struct conn_shared *conn_shared_new(const void *data, size_t len)
-{
-	struct conn_shared *sh = malloc(sizeof(*sh) + len);
-	if (!sh)
-		return NULL;
-	sh->refs = 1;
-	sh->len = len;
-	memcpy(sh->data, data, len);
-	return sh;
-}
-
-void conn_shared_unref(struct conn_shared *sh)
-{
-	if (sh && --sh->refs == 0)
-		free(sh);
-}
-
-const void *conn_shared_data(const struct conn_shared *sh) { return sh->data; }
-
-/* evbuffer's cleanup for a reference: runs on the loop thread when the
- * chain is written or its buffer freed. */
-static void shared_done(const void *data, size_t len, void *arg)
-{
-	(void)data;
-	(void)len;
-	conn_shared_unref(arg);
-}
-
-int conn_send_shared(struct conn *c, struct conn_shared *sh)
-{
-	bool binary = c->proto ? c->proto->ws_binary_out : false;
-	if (sh->len < CONN_SHARE_MIN)
-		return conn_send_type(c, sh->data, sh->len, binary);
-	if (send_check(c, sh->len) < 0)
-		return -1;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	if (c->websocket) {
-		uint8_t hdr[WS_MAX_HEADER];
-		size_t hl = ws_frame_encode_header(hdr, binary ? WS_OP_BINARY : WS_OP_TEXT, true,
-						   sh->len, NULL);
-		evbuffer_add(out, hdr, hl);
-	}
-	sh->refs++;
-	if (evbuffer_add_reference(out, sh->data, sh->len, shared_done, sh) < 0) {
-		sh->refs--;
-		/* A lone frame header would break the stream: give up on it. */
-		log_warn(c->peer, c->client_id, "out of memory queueing a message; disconnecting");
-		set_why(c, PROTO_CLOSED_ERROR);
-		reap_later(c);
-		return -1;
-	}
-	mark_dirty(c);
-	return 0;
-}
+/* ---- close ---- */
 
 /* The session has said its last word: close it (will messages, router
  * clean-up) soon, outside the caller's stack, while the transport finishes
@@ -306,16 +113,16 @@ static void release_session_later(struct conn *c)
 	if (!c->session || c->release_pending)
 		return;
 	c->release_pending = true;
-	c->release_next = M.release;
-	M.release = c;
-	event_active(M.reap_ev, EV_TIMEOUT, 0);
+	c->release_next = conn_m.release;
+	conn_m.release = c;
+	event_active(conn_m.reap_ev, EV_TIMEOUT, 0);
 }
 
 static void release_sessions(void)
 {
-	while (M.release) {
-		struct conn *c = M.release;
-		M.release = c->release_next;
+	while (conn_m.release) {
+		struct conn *c = conn_m.release;
+		conn_m.release = c->release_next;
 		if (c->session && c->proto->close)
 			c->proto->close(c->session, c->why_set ? c->why : PROTO_CLOSED_ERROR);
 		c->session = NULL;
@@ -328,9 +135,9 @@ static void free_when_flushed(struct conn *c)
 	c->closing = true;
 	c->flush_then_free = true;
 	if (conn_pending(c) == 0)
-		reap_later(c);
+		conn_reap_later(c);
 	else if (!evtimer_pending(c->close_timer, NULL))
-		arm(c->close_timer, M.cfg->close_timeout_ms);
+		arm(c->close_timer, conn_m.cfg->close_timeout_ms);
 }
 
 /* Our last bytes are queued but the peer may still be sending (half a
@@ -344,7 +151,7 @@ static void linger_then_free(struct conn *c)
 	c->closing = true;
 	c->lingering = true;
 	if (!evtimer_pending(c->close_timer, NULL))
-		arm(c->close_timer, M.cfg->close_timeout_ms);
+		arm(c->close_timer, conn_m.cfg->close_timeout_ms);
 	if (conn_pending(c) == 0 && !c->shut_wr) {
 		shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 		c->shut_wr = true;
@@ -356,12 +163,12 @@ void conn_close(struct conn *c, uint16_t ws_code, const char *reason)
 	if (c->closing || c->dead)
 		return;
 	c->closing = true;
-	set_why(c, PROTO_CLOSED_BY_SESSION);
+	conn_set_why(c, PROTO_CLOSED_BY_SESSION);
 	release_session_later(c);
-	arm(c->close_timer, M.cfg->close_timeout_ms);
+	arm(c->close_timer, conn_m.cfg->close_timeout_ms);
 	if (c->state == CS_WS) {
 		if (!c->close_sent)
-			ws_send_close(c, ws_code ? ws_code : WS_CLOSE_NORMAL, reason);
+			conn_ws_send_close(c, ws_code ? ws_code : WS_CLOSE_NORMAL, reason);
 		if (c->close_rcvd)
 			free_when_flushed(c);
 		/* else: wait for the peer's close frame, bounded by close_timer */
@@ -374,105 +181,16 @@ void conn_close(struct conn *c, uint16_t ws_code, const char *reason)
 static void transport_error(struct conn *c, uint16_t code, const char *what)
 {
 	log_warn(c->peer, c->client_id, "%s; closing with %u", what, code);
-	set_why(c, PROTO_CLOSED_ERROR);
+	conn_set_why(c, PROTO_CLOSED_ERROR);
 	if (c->state == CS_WS && !c->close_sent)
-		ws_send_close(c, code, what);
+		conn_ws_send_close(c, code, what);
 	/* The rest of the stream can no longer be parsed: stop reading it. */
 	linger_then_free(c);
 }
 
-/* ---- output scheduling ----
- * Sessions append to the bufferevent's output buffer, but conn writes it to
- * the socket itself: each connection given bytes during one pass of the
- * event loop is written once, with one writev, when the pass's callbacks are
- * done (flush_ev). A publish fanned out to 1000 subscribers is then 1000
- * writes in the same pass, without the bufferevent write event's epoll_ctl
- * add/delete and base-lock round trips per connection, and what one
- * subscriber is sent several times within a pass leaves in one write. Only a
- * socket that would block hands over to the bufferevent's write event
- * (wwait) until its buffer drains. Output bounds are unchanged: conn_pending
- * still counts every byte not yet accepted by the kernel. */
-
-/* The output buffer is empty: finish a close waiting for it. */
-static void output_drained(struct conn *c)
-{
-	if (c->flush_then_free)
-		reap_later(c);
-	else if (c->lingering && !c->shut_wr) {
-		shutdown(bufferevent_getfd(c->bev), SHUT_WR);
-		c->shut_wr = true;
-	}
-}
-
-static void mark_dirty(struct conn *c)
-{
-	if (c->dirty || c->wwait || c->dead)
-		return;
-	c->dirty = true;
-	c->dirty_prev = NULL;
-	c->dirty_next = M.dirty;
-	if (M.dirty)
-		M.dirty->dirty_prev = c;
-	M.dirty = c;
-	if (!M.flush_scheduled) {
-		M.flush_scheduled = true;
-		event_active(M.flush_ev, EV_TIMEOUT, 0);
-	}
-}
-
-static void unmark_dirty(struct conn *c)
-{
-	if (!c->dirty)
-		return;
-	if (c->dirty_prev)
-		c->dirty_prev->dirty_next = c->dirty_next;
-	else
-		M.dirty = c->dirty_next;
-	if (c->dirty_next)
-		c->dirty_next->dirty_prev = c->dirty_prev;
-	c->dirty = false;
-	c->dirty_prev = c->dirty_next = NULL;
-}
-
-static void flush_one(struct conn *c)
-{
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	evutil_socket_t fd = bufferevent_getfd(c->bev);
-	int n = 1;
-	/* bufferevent keeps its output frozen at the front between its own
-	 * writes; thaw it for ours. */
-	evbuffer_unfreeze(out, 1);
-	while (evbuffer_get_length(out) && (n = evbuffer_write(out, fd)) > 0)
-		;
-	evbuffer_freeze(out, 1);
-	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-		log_info(c->peer, c->client_id, "socket error: %s", strerror(errno));
-		set_why(c, PROTO_CLOSED_ERROR);
-		reap_later(c);
-		return;
-	}
-	if (evbuffer_get_length(out)) {
-		c->wwait = true;
-		bufferevent_enable(c->bev, EV_WRITE);
-		return;
-	}
-	output_drained(c);
-}
-
-static void flush_cb(evutil_socket_t fd, short what, void *arg)
-{
-	M.flush_scheduled = false;
-	while (M.dirty) {
-		struct conn *c = M.dirty;
-		unmark_dirty(c);
-		if (!c->dead)
-			flush_one(c);
-	}
-}
-
 /* ---- lifecycle ---- */
 
-static void reap_later(struct conn *c)
+void conn_reap_later(struct conn *c)
 {
 	if (c->dead)
 		return;
@@ -481,21 +199,21 @@ static void reap_later(struct conn *c)
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		M.live = c->next;
+		conn_m.live = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	M.nlive--;
+	conn_m.nlive--;
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-	c->reap_next = M.reap;
-	M.reap = c;
-	event_active(M.reap_ev, EV_TIMEOUT, 0);
+	c->reap_next = conn_m.reap;
+	conn_m.reap = c;
+	event_active(conn_m.reap_ev, EV_TIMEOUT, 0);
 }
 
 static void conn_destroy(struct conn *c)
 {
-	unmark_dirty(c);
+	conn_unmark_dirty(c);
 	if (c->release_pending) /* closed below instead */
-		for (struct conn **pp = &M.release; *pp; pp = &(*pp)->release_next)
+		for (struct conn **pp = &conn_m.release; *pp; pp = &(*pp)->release_next)
 			if (*pp == c) {
 				*pp = c->release_next;
 				break;
@@ -516,15 +234,15 @@ static void conn_destroy(struct conn *c)
 static void reap_cb(evutil_socket_t fd, short what, void *arg)
 {
 	release_sessions();
-	while (M.reap) {
-		struct conn *c = M.reap;
-		M.reap = c->reap_next;
+	while (conn_m.reap) {
+		struct conn *c = conn_m.reap;
+		conn_m.reap = c->reap_next;
 		conn_destroy(c);
 	}
-	if (M.shutting_down && M.nlive == 0 && M.all_gone) {
-		void (*fn)(void *) = M.all_gone;
-		M.all_gone = NULL;
-		fn(M.all_gone_arg);
+	if (conn_m.shutting_down && conn_m.nlive == 0 && conn_m.all_gone) {
+		void (*fn)(void *) = conn_m.all_gone;
+		conn_m.all_gone = NULL;
+		fn(conn_m.all_gone_arg);
 	}
 }
 
@@ -536,24 +254,24 @@ static void ping_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->dead || c->closing)
 		return;
 	uint64_t now = clock_now_ms();
-	uint32_t interval = M.cfg->ws_ping_interval_ms;
+	uint32_t interval = conn_m.cfg->ws_ping_interval_ms;
 	if (c->ping_out) {
-		if (now - c->ping_sent_ms >= M.cfg->ws_pong_timeout_ms) {
+		if (now - c->ping_sent_ms >= conn_m.cfg->ws_pong_timeout_ms) {
 			log_info(c->peer, c->client_id, "no pong within %u ms; dropping half-open connection",
-				 M.cfg->ws_pong_timeout_ms);
-			set_why(c, PROTO_CLOSED_TIMEOUT);
-			reap_later(c);
+				 conn_m.cfg->ws_pong_timeout_ms);
+			conn_set_why(c, PROTO_CLOSED_TIMEOUT);
+			conn_reap_later(c);
 			return;
 		}
-		arm(c->ping_timer, M.cfg->ws_pong_timeout_ms - (now - c->ping_sent_ms));
+		arm(c->ping_timer, conn_m.cfg->ws_pong_timeout_ms - (now - c->ping_sent_ms));
 		return;
 	}
 	uint64_t idle = now - c->last_rx_ms;
 	if (idle >= interval) {
-		ws_send_frame(c, WS_OP_PING, "wsb", 3);
+		conn_ws_send_frame(c, WS_OP_PING, "wsb", 3);
 		c->ping_out = true;
 		c->ping_sent_ms = now;
-		arm(c->ping_timer, M.cfg->ws_pong_timeout_ms);
+		arm(c->ping_timer, conn_m.cfg->ws_pong_timeout_ms);
 	} else {
 		arm(c->ping_timer, interval - idle);
 	}
@@ -563,7 +281,7 @@ static void handle_control(struct conn *c, uint8_t opcode, uint8_t *p, size_t n)
 {
 	if (opcode == WS_OP_PING) {
 		if (!c->close_sent)
-			ws_send_frame(c, WS_OP_PONG, p, n);
+			conn_ws_send_frame(c, WS_OP_PONG, p, n);
 		return;
 	}
 	if (opcode == WS_OP_PONG)
@@ -577,10 +295,10 @@ static void handle_control(struct conn *c, uint8_t opcode, uint8_t *p, size_t n)
 		return;
 	}
 	c->close_rcvd = true;
-	set_why(c, PROTO_CLOSED_BY_PEER);
+	conn_set_why(c, PROTO_CLOSED_BY_PEER);
 	log_debug(c->peer, c->client_id, "peer closed with %u", code);
 	if (!c->close_sent)
-		ws_send_close(c, code, NULL);
+		conn_ws_send_close(c, code, NULL);
 	free_when_flushed(c);
 }
 
@@ -593,9 +311,9 @@ static int ws_payload(struct conn *c, struct evbuffer *in)
 		if (left && !avail)
 			return 0;
 		size_t take = left < avail ? (size_t)left : avail;
-		if (take > sizeof(M.scratch))
-			take = sizeof(M.scratch);
-		uint8_t *p = M.scratch;
+		if (take > sizeof(conn_m.scratch))
+			take = sizeof(conn_m.scratch);
+		uint8_t *p = conn_m.scratch;
 		if (take) {
 			evbuffer_remove(in, p, take);
 			ws_unmask(p, take, c->cur.mask, c->cur_done);
@@ -649,7 +367,7 @@ static void ws_input(struct conn *c)
 			handle_control(c, c->cur.opcode, p, plen);
 			continue;
 		}
-		int e = ws_msg_begin_frame(&c->wsm, &c->cur, M.cfg->ws_max_message);
+		int e = ws_msg_begin_frame(&c->wsm, &c->cur, conn_m.cfg->ws_max_message);
 		if (e < 0) {
 			transport_error(c, (uint16_t)-e, e == -WS_CLOSE_TOO_BIG ?
 					"message larger than ws_max_message" :
@@ -671,11 +389,11 @@ static void ws_input(struct conn *c)
 static void open_session(struct conn *c, const struct protocol *p, const char *ws_name)
 {
 	c->proto = p;
-	c->session = p->open(c, M.env, ws_name);
+	c->session = p->open(c, conn_m.env, ws_name);
 	if (!c->session) {
 		log_error(c->peer, NULL, "%s session could not be created", p->name);
-		set_why(c, PROTO_CLOSED_ERROR);
-		reap_later(c);
+		conn_set_why(c, PROTO_CLOSED_ERROR);
+		conn_reap_later(c);
 	}
 }
 
@@ -683,15 +401,15 @@ static void http_input(struct conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	size_t avail = evbuffer_get_length(in);
-	size_t look = avail < M.cfg->http_max_header + 1 ? avail : M.cfg->http_max_header + 1;
+	size_t look = avail < conn_m.cfg->http_max_header + 1 ? avail : conn_m.cfg->http_max_header + 1;
 	const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
 	struct http_request req;
-	int r = http_parse_request(buf, look, M.cfg->http_max_header, &req);
+	int r = http_parse_request(buf, look, conn_m.cfg->http_max_header, &req);
 	if (r == 0)
 		return;
 	struct http_reply *rep = malloc(sizeof(*rep));
 	if (!rep) {
-		reap_later(c);
+		conn_reap_later(c);
 		return;
 	}
 	if (r < 0) {
@@ -699,14 +417,14 @@ static void http_input(struct conn *c)
 		http_error_reply(status, status == 400 ? "malformed HTTP request" :
 				 "request header fields too large", rep);
 	} else {
-		struct http_stats st = {.connections = M.nlive,
-					.uptime_s = (clock_now_ms() - M.started_ms) / 1000};
-		http_respond(&req, M.cfg, &st, rep);
+		struct http_stats st = {.connections = conn_m.nlive,
+					.uptime_s = (clock_now_ms() - conn_m.started_ms) / 1000};
+		http_respond(&req, conn_m.cfg, &st, rep);
 	}
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	evbuffer_add(out, rep->head, rep->head_len);
 	evbuffer_add(out, rep->body, rep->body_len);
-	mark_dirty(c);
+	conn_mark_dirty(c);
 	if (rep->status != 101) {
 		if (rep->status >= 400)
 			log_info(c->peer, NULL, "HTTP %d: %s", rep->status, rep->log);
@@ -727,9 +445,9 @@ static void http_input(struct conn *c)
 	const struct protocol *p = rep->proto;
 	const char *ws_name = rep->ws_name;
 	free(rep);
-	if (M.cfg->ws_ping_interval_ms) {
-		c->ping_timer = evtimer_new(M.base, ping_cb, c);
-		arm(c->ping_timer, M.cfg->ws_ping_interval_ms);
+	if (conn_m.cfg->ws_ping_interval_ms) {
+		c->ping_timer = evtimer_new(conn_m.base, ping_cb, c);
+		arm(c->ping_timer, conn_m.cfg->ws_ping_interval_ms);
 	}
 	open_session(c, p, ws_name);
 }
@@ -755,7 +473,7 @@ static void sniff_input(struct conn *c)
 	const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)n);
 	if (n && p[0] == 0x16) {
 		log_info(c->peer, NULL, "TLS handshake on a plain listener; closing");
-		reap_later(c);
+		conn_reap_later(c);
 		return;
 	}
 	int http = looks_http(p, n);
@@ -773,15 +491,15 @@ static void sniff_input(struct conn *c)
 	if ((http == 0 || more) && n < 64)
 		return;
 	log_info(c->peer, NULL, "unrecognised protocol in the first %zu bytes; closing", n);
-	reap_later(c);
+	conn_reap_later(c);
 }
 
 static void raw_input(struct conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	while (!c->closing && !c->dead && evbuffer_get_length(in)) {
-		size_t n = evbuffer_remove(in, M.scratch, sizeof(M.scratch));
-		if (c->proto->input(c->session, M.scratch, n) < 0)
+		size_t n = evbuffer_remove(in, conn_m.scratch, sizeof(conn_m.scratch));
+		if (c->proto->input(c->session, conn_m.scratch, n) < 0)
 			return;
 	}
 }
@@ -828,7 +546,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
 		return;
 	c->wwait = false;
 	bufferevent_disable(c->bev, EV_WRITE);
-	output_drained(c);
+	conn_output_drained(c);
 }
 
 static void event_cb(struct bufferevent *bev, short what, void *arg)
@@ -836,13 +554,13 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	struct conn *c = arg;
 	if (what & BEV_EVENT_EOF) {
 		log_debug(c->peer, c->client_id, "peer closed the connection");
-		set_why(c, PROTO_CLOSED_BY_PEER);
+		conn_set_why(c, PROTO_CLOSED_BY_PEER);
 	} else if (what & BEV_EVENT_ERROR) {
 		log_info(c->peer, c->client_id, "socket error: %s",
 			 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-		set_why(c, PROTO_CLOSED_ERROR);
+		conn_set_why(c, PROTO_CLOSED_ERROR);
 	}
-	reap_later(c);
+	conn_reap_later(c);
 }
 
 static void format_peer(char *out, size_t cap, const struct sockaddr *sa)
@@ -870,8 +588,8 @@ void conn_accept(int fd, const struct sockaddr *sa, int socklen, enum listener_k
 {
 	char peer[64];
 	format_peer(peer, sizeof(peer), sa);
-	if (M.shutting_down || M.nlive >= M.cfg->max_connections) {
-		log_warn(peer, NULL, "refusing connection: %s", M.shutting_down ?
+	if (conn_m.shutting_down || conn_m.nlive >= conn_m.cfg->max_connections) {
+		log_warn(peer, NULL, "refusing connection: %s", conn_m.shutting_down ?
 			 "shutting down" : "max_connections reached");
 		evutil_closesocket(fd);
 		return;
@@ -885,9 +603,9 @@ void conn_accept(int fd, const struct sockaddr *sa, int socklen, enum listener_k
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	evutil_make_socket_nonblocking(fd);
-	c->bev = bufferevent_socket_new(M.base, fd, BEV_OPT_CLOSE_ON_FREE);
-	c->hs_timer = evtimer_new(M.base, hs_timeout_cb, c);
-	c->close_timer = evtimer_new(M.base, close_timeout_cb, c);
+	c->bev = bufferevent_socket_new(conn_m.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->hs_timer = evtimer_new(conn_m.base, hs_timeout_cb, c);
+	c->close_timer = evtimer_new(conn_m.base, close_timeout_cb, c);
 	if (!c->bev || !c->hs_timer || !c->close_timer) {
 		if (c->bev)
 			bufferevent_free(c->bev);
@@ -902,14 +620,14 @@ void conn_accept(int fd, const struct sockaddr *sa, int socklen, enum listener_k
 	}
 	c->kind = kind;
 	c->last_rx_ms = clock_now_ms();
-	c->next = M.live;
-	if (M.live)
-		M.live->prev = c;
-	M.live = c;
-	M.nlive++;
+	c->next = conn_m.live;
+	if (conn_m.live)
+		conn_m.live->prev = c;
+	conn_m.live = c;
+	conn_m.nlive++;
 	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-	bufferevent_enable(c->bev, EV_READ);   /* writes: see "output scheduling" */
-	arm(c->hs_timer, M.cfg->handshake_timeout_ms);
+	bufferevent_enable(c->bev, EV_READ);   /* writes: see conn_out.c */
+	arm(c->hs_timer, conn_m.cfg->handshake_timeout_ms);
 	log_debug(peer, NULL, "accepted on a %s listener", cfg_listener_kind_name(kind));
 	if (kind == LISTEN_WS) {
 		c->state = CS_HTTP;
@@ -920,7 +638,7 @@ void conn_accept(int fd, const struct sockaddr *sa, int socklen, enum listener_k
 		c->state = CS_RAW;
 		if (!p) {
 			log_error(peer, NULL, "no %s protocol in this build; closing", kind_protocol(kind));
-			reap_later(c);
+			conn_reap_later(c);
 			return;
 		}
 		open_session(c, p, NULL);
@@ -940,25 +658,25 @@ void conn_module_init(struct event_base *base, const struct cfg *cfg, const stru
 	 * to 32 MiB of freed heap for reuse instead. */
 	mallopt(M_TRIM_THRESHOLD, 32 << 20);
 	mallopt(M_TOP_PAD, 1 << 20);
-	M.base = base;
-	M.cfg = cfg;
-	M.env = env;
-	M.reap_ev = event_new(base, -1, 0, reap_cb, NULL);
-	M.flush_ev = event_new(base, -1, 0, flush_cb, NULL);
-	M.started_ms = clock_now_ms();
+	conn_m.base = base;
+	conn_m.cfg = cfg;
+	conn_m.env = env;
+	conn_m.reap_ev = event_new(base, -1, 0, reap_cb, NULL);
+	conn_m.flush_ev = event_new(base, -1, 0, conn_flush_cb, NULL);
+	conn_m.started_ms = clock_now_ms();
 }
 
-void conn_module_set_cfg(const struct cfg *cfg) { M.cfg = cfg; }
+void conn_module_set_cfg(const struct cfg *cfg) { conn_m.cfg = cfg; }
 
 void conn_shutdown_all(void (*all_gone)(void *arg), void *arg)
 {
-	M.shutting_down = true;
-	M.all_gone = all_gone;
-	M.all_gone_arg = arg;
+	conn_m.shutting_down = true;
+	conn_m.all_gone = all_gone;
+	conn_m.all_gone_arg = arg;
 	struct conn *next;
-	for (struct conn *c = M.live; c; c = next) {
+	for (struct conn *c = conn_m.live; c; c = next) {
 		next = c->next;
-		set_why(c, PROTO_CLOSED_SHUTDOWN);
+		conn_set_why(c, PROTO_CLOSED_SHUTDOWN);
 		if (c->state == CS_SNIFF || c->state == CS_HTTP) {
 			free_when_flushed(c);
 			continue;
@@ -967,27 +685,27 @@ void conn_shutdown_all(void (*all_gone)(void *arg), void *arg)
 			c->proto->shutdown(c->session);
 		conn_close(c, WS_CLOSE_GOING_AWAY, "server shutting down");
 	}
-	event_active(M.reap_ev, EV_TIMEOUT, 0);
+	event_active(conn_m.reap_ev, EV_TIMEOUT, 0);
 }
 
 void conn_free_all(void)
 {
 	release_sessions();
-	while (M.live) {
-		set_why(M.live, PROTO_CLOSED_SHUTDOWN);
-		reap_later(M.live);
+	while (conn_m.live) {
+		conn_set_why(conn_m.live, PROTO_CLOSED_SHUTDOWN);
+		conn_reap_later(conn_m.live);
 	}
-	while (M.reap) {
-		struct conn *c = M.reap;
-		M.reap = c->reap_next;
+	while (conn_m.reap) {
+		struct conn *c = conn_m.reap;
+		conn_m.reap = c->reap_next;
 		conn_destroy(c);
 	}
-	if (M.reap_ev) {
-		event_free(M.reap_ev);
-		M.reap_ev = NULL;
+	if (conn_m.reap_ev) {
+		event_free(conn_m.reap_ev);
+		conn_m.reap_ev = NULL;
 	}
-	if (M.flush_ev) {
-		event_free(M.flush_ev);
-		M.flush_ev = NULL;
+	if (conn_m.flush_ev) {
+		event_free(conn_m.flush_ev);
+		conn_m.flush_ev = NULL;
 	}
 }
