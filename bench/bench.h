@@ -1,10 +1,12 @@
 /* bench.h: private header of wsbroker-bench, the load generator. Not part
  * of the broker: it is a client of it, speaking MQTT 3.1.1 and STOMP 1.2
- * over TCP or WebSocket on one libevent loop. Split in three:
+ * over TCP or WebSocket on one libevent loop. Split in:
  *   bench_opts.c      the command line and --help
  *   bench_stats.c     payload stamps, sequence tracking, latency histogram
  *   bench_conn.c      one client connection: TCP/WS transport, the client
  *                     side of MQTT and STOMP (login, subscribe, publish)
+ *   bench_slow.c      fanout --slow: subscribers that stop reading, and
+ *                     what the broker did with them
  *   wsbroker_bench.c  options, scenarios, pacing, the report
  * The connection layer calls back into the scenario layer through the
  * bench_on_* functions. */
@@ -13,13 +15,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include "stomp_codec.h"
 
 enum bench_scenario { BS_FANOUT, BS_FANIN, BS_PAIRS, BS_QUEUE, BS_IDLE, BS_CONNECT };
 enum bench_proto { BP_MQTT, BP_STOMP, BP_MIXED };
-enum bench_role { ROLE_PUB, ROLE_SUB, ROLE_IDLE, ROLE_PROBE };
+/* ROLE_SLOW: a subscriber that stops reading once subscribed (--slow). */
+enum bench_role { ROLE_PUB, ROLE_SUB, ROLE_IDLE, ROLE_PROBE, ROLE_SLOW };
 
 struct bench_opts {
 	enum bench_scenario scenario;
@@ -31,13 +35,14 @@ struct bench_opts {
 	const char *user, *pass;
 	const char *prefix;         /* topic / queue name prefix */
 	long subscribers, publishers, topics, connections;
+	long slow;                  /* fanout: extra subscribers that stop reading */
 	int qos;
 	size_t size;
 	double rate;                /* msgs/s per publisher, 0 = window-bound */
 	long window;
 	double duration, warmup;
 	long parallel;              /* handshakes in progress at once */
-	int broker_pid;
+	int broker_pid;             /* its RSS is read before and after */
 	bool json;
 	bool clean;                 /* MQTT subscribers' clean-session flag; a
 				     * persistent one (false) uses a stable id */
@@ -138,11 +143,44 @@ struct bench_conn *bench_conn_open(struct bench_run *run, enum bench_proto proto
 				   enum bench_role role, uint32_t idx, uint32_t topic);
 /* Send one message (publisher in BC_READY). 0, or -1. */
 int bench_conn_publish(struct bench_conn *c);
+/* Stop (false) or resume (true) reading the socket. */
+void bench_conn_reading(struct bench_conn *c, bool on);
 /* Bytes waiting in the socket's output buffer. */
 size_t bench_conn_pending(const struct bench_conn *c);
 /* Protocol goodbye (DISCONNECT), then wait for the broker to close. */
 void bench_conn_goodbye(struct bench_conn *c);
 void bench_conn_free(struct bench_conn *c);
+
+/* ---- bench_slow.c ---- */
+
+/* The --slow subscribers: they subscribe like the others, then stop reading
+ * (a 4 KiB receive buffer, so the broker's side fills at once), so that the
+ * broker has to bound what it holds for them. After the run they read out
+ * what was left for them; a connection that then ends was closed by the
+ * broker. Nothing of theirs enters the figures of the normal subscribers. */
+#define BENCH_SLOW_RCVBUF 4096
+struct bench_slow {
+	struct bench_conn **conns;
+	size_t n;
+	uint64_t received;          /* stamped messages, during the run and the read-out */
+	uint64_t closed;            /* connections the broker ended */
+	uint64_t t_read0, t_last;   /* the read-out's start, its last message */
+	char first_error[120];
+};
+int bench_slow_alloc(struct bench_slow *s, size_t n);
+void bench_slow_free(struct bench_slow *s);
+/* Subscribed: stop reading. */
+void bench_slow_ready(struct bench_conn *c);
+void bench_slow_message(struct bench_slow *s, const uint8_t *payload, size_t len, uint64_t now);
+/* why is NULL after a requested goodbye. */
+void bench_slow_closed(struct bench_slow *s, struct bench_conn *c, const char *why);
+/* The publishers are done: read out every slow subscriber. */
+void bench_slow_readout_start(struct bench_slow *s, uint64_t now);
+/* Every slow connection ended, or nothing came for a while. */
+bool bench_slow_readout_done(const struct bench_slow *s, uint64_t now);
+/* The JSON fields (leading comma) and the human line (empty when n is 0). */
+void bench_slow_report_json(const struct bench_slow *s, FILE *f);
+void bench_slow_report_human(const struct bench_slow *s, uint64_t sent_total, FILE *f);
 
 /* ---- wsbroker_bench.c: what the connection layer reports ---- */
 

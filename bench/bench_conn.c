@@ -88,7 +88,7 @@ static int mqtt_login(struct bench_conn *c)
 	bool persistent = c->role == ROLE_SUB && !o->clean;
 	struct mqtt_connect cc = { .level = MQTT_LEVEL_311, .clean = !persistent, .keepalive = 0 };
 	int idn = persistent ? snprintf(id, sizeof(id), "wsb-%.40s-s%u", o->prefix, c->idx)
-			     : snprintf(id, sizeof(id), "wsb-%d-%c%u", (int)getpid(), "psic"[c->role],
+			     : snprintf(id, sizeof(id), "wsb-%d-%c%u", (int)getpid(), "psicw"[c->role],
 					c->idx);
 	cc.client_id = (struct mqtt_str){ (const uint8_t *)id, (size_t)idn };
 	if (o->user) {
@@ -222,7 +222,7 @@ static void become_ready(struct bench_conn *c)
 
 static void logged_in(struct bench_conn *c)
 {
-	if (c->role == ROLE_SUB || c->role == ROLE_IDLE) {
+	if (c->role == ROLE_SUB || c->role == ROLE_IDLE || c->role == ROLE_SLOW) {
 		c->state = BC_SUBSCRIBE;
 		if (subscribe(c) < 0)
 			conn_fail(c, "cannot send SUBSCRIBE");
@@ -501,6 +501,24 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		conn_fail(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
 
+/* A slow subscriber's socket gets a small receive buffer before it connects
+ * (the window is settled in the handshake), so that its side fills at once
+ * and the backlog piles up in the broker, where it has to be bounded. */
+static evutil_socket_t slow_socket(const struct sockaddr *addr)
+{
+	int rcv = BENCH_SLOW_RCVBUF;
+	evutil_socket_t fd = socket(addr->sa_family, SOCK_STREAM, 0);
+
+	if (fd < 0)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)) < 0 ||
+	    evutil_make_socket_nonblocking(fd) < 0) {
+		evutil_closesocket(fd);
+		return -1;
+	}
+	return fd;
+}
+
 struct bench_conn *bench_conn_open(struct bench_run *run, enum bench_proto proto,
 				   enum bench_role role, uint32_t idx, uint32_t topic)
 {
@@ -528,7 +546,15 @@ struct bench_conn *bench_conn_open(struct bench_run *run, enum bench_proto proto
 		snprintf(c->dest, sizeof(c->dest), "/topic/%s.t%u", o->prefix, topic);
 	stomp_parser_init(&c->sp, &lim);
 	c->stream = evbuffer_new();
-	c->bev = bufferevent_socket_new(bench_base_of(run), -1, BEV_OPT_CLOSE_ON_FREE);
+	evutil_socket_t fd = role == ROLE_SLOW ? slow_socket(addr) : -1;
+
+	if (role == ROLE_SLOW && fd < 0) {
+		bench_conn_free(c);
+		return NULL;
+	}
+	c->bev = bufferevent_socket_new(bench_base_of(run), fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev && fd >= 0)
+		evutil_closesocket(fd);
 	if (!c->stream || !c->bev) {
 		bench_conn_free(c);
 		return NULL;
@@ -565,6 +591,16 @@ int bench_conn_publish(struct bench_conn *c)
 	if (c->id_off || c->receipt_off)
 		c->unacked++;
 	return 0;
+}
+
+void bench_conn_reading(struct bench_conn *c, bool on)
+{
+	if (c->state == BC_DEAD)
+		return;
+	if (on)
+		bufferevent_enable(c->bev, EV_READ);
+	else
+		bufferevent_disable(c->bev, EV_READ);
 }
 
 size_t bench_conn_pending(const struct bench_conn *c)

@@ -23,6 +23,8 @@ static const char usage[] =
 "  --prefix X       topic prefix: MQTT X/tN, STOMP /topic/X.tN, /queue/X.qN (bench)\n"
 "  --subscribers N  subscribers (fanout 100, pairs N, queue consumers 1);\n"
 "                   idle: sessions to hold (1000)\n"
+"  --slow K         fanout: K more subscribers on the topic that stop reading\n"
+"                   once subscribed; the figures are the N others' (0)\n"
 "  --publishers N   publishers (fanin 100, pairs N, queue producers 1; else 1)\n"
 "  --topics N       topics: publisher i and subscriber j use topic i%N, j%N\n"
 "                   (fanout/fanin 1, pairs N, idle 1)\n"
@@ -40,7 +42,9 @@ static const char usage[] =
 "  --duration S     measured seconds (5); idle: seconds to hold\n"
 "  --warmup S       seconds before measuring starts (1)\n"
 "  --parallel N     connections handshaking at once during setup (200)\n"
-"  --broker-pid P   idle: read the broker's RSS from /proc/P/status\n"
+"  --broker-pid P   read the broker's RSS from /proc/P/status: idle, before\n"
+"                   connecting and once all are up; others, when publishing\n"
+"                   starts and when the measured seconds end\n"
 "  --json           one JSON line on stdout instead of the human lines\n"
 "  --help           this text\n";
 
@@ -128,6 +132,8 @@ static int check(const struct bench_opts *o)
 		bad = "--clean is for MQTT";
 	else if (o->receipts && o->proto != BP_STOMP)
 		bad = "--receipts is for STOMP (MQTT: --qos 1)";
+	else if (o->slow > 0 && o->scenario != BS_FANOUT)
+		bad = "--slow is for the fanout scenario";
 	if (bad)
 		fprintf(stderr, "wsbroker-bench: %s\n", bad);
 	return bad ? -1 : 0;
@@ -147,7 +153,7 @@ int bench_opts_parse(struct bench_opts *o, int argc, char **argv)
 		{ "rate", 1, 0, 'r' }, { "window", 1, 0, 'W' }, { "duration", 1, 0, 'd' },
 		{ "warmup", 1, 0, 'm' }, { "parallel", 1, 0, 'l' }, { "broker-pid", 1, 0, 'b' },
 		{ "json", 0, 0, 'j' }, { "help", 0, 0, 'H' }, { "clean", 1, 0, 'k' },
-		{ "receipts", 0, 0, 'R' }, { 0, 0, 0, 0 }
+		{ "receipts", 0, 0, 'R' }, { "slow", 1, 0, 'K' }, { 0, 0, 0, 0 }
 	};
 	int ch, k;
 	double v;
@@ -194,6 +200,7 @@ int bench_opts_parse(struct bench_opts *o, int argc, char **argv)
 			case 'm': o->warmup = v; break;
 			case 'l': o->parallel = (long)v; break;
 			case 'b': o->broker_pid = (int)v; break;
+			case 'K': o->slow = (long)v; break;
 			case 'k':
 				if (v != 0 && v != 1) {
 					fprintf(stderr, "wsbroker-bench: --clean takes 0 or 1\n");

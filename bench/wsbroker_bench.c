@@ -20,7 +20,8 @@
 #define DRAIN_MAX_NS 10000000000ull
 #define SETTLE_NS 1000000000ull     /* idle: wait before reading the RSS */
 
-enum phase { PH_SETUP, PH_WARMUP, PH_MEASURE, PH_DRAIN, PH_HOLD, PH_DONE };
+/* PH_SLOWREAD: --slow subscribers read out what the broker kept for them. */
+enum phase { PH_SETUP, PH_WARMUP, PH_MEASURE, PH_DRAIN, PH_SLOWREAD, PH_HOLD, PH_DONE };
 
 struct bench_run {
 	struct bench_opts o;
@@ -37,6 +38,7 @@ struct bench_run {
 	size_t nplanned, nopened, nready, nsetup;
 	struct bench_conn **trash;          /* closed probes, freed by the tick */
 	size_t ntrash, captrash;
+	struct bench_slow slow;             /* fanout --slow: outside every figure */
 
 	uint64_t t_start, t_meas0, t_meas1, t_last_delivery;
 	struct rusage ru0, ru1;
@@ -50,7 +52,8 @@ struct bench_run {
 	size_t *qwords;
 	uint64_t *qdistinct;
 
-	/* idle and connect */
+	/* broker RSS: idle, before connecting and once up; the others, when
+	 * publishing starts and when the measured seconds end */
 	uint64_t rss0, rss1;
 	bool settled;
 	uint64_t connects_meas;
@@ -124,8 +127,13 @@ static int open_one(struct bench_run *r, size_t slot)
 		}
 		if (c)
 			r->subs[k] = c;
-	} else {
+	} else if (k < r->nsub + r->slow.n) {
 		size_t i = k - r->nsub;
+		c = bench_conn_open(r, r->o.proto, ROLE_SLOW, (uint32_t)i, (uint32_t)(i % T));
+		if (c)
+			r->slow.conns[i] = c;
+	} else {
+		size_t i = k - r->nsub - r->slow.n;
 		c = bench_conn_open(r, r->o.proto, ROLE_PUB, (uint32_t)i, (uint32_t)(i % T));
 		if (c) {
 			c->nsubs = on_topic(r->nsub, T, i % T);
@@ -164,6 +172,8 @@ static void start_phases(struct bench_run *r, uint64_t now)
 	r->t_meas0 = now + (uint64_t)(r->o.warmup * 1e9);
 	r->t_meas1 = r->t_meas0 + (uint64_t)(r->o.duration * 1e9);
 	r->phase = PH_WARMUP;
+	if (r->o.broker_pid && r->o.scenario != BS_CONNECT)
+		r->rss0 = bench_rss_bytes(r->o.broker_pid);
 	if (!r->o.json && r->o.scenario != BS_CONNECT)
 		fprintf(stderr, "wsbroker-bench: %zu connections ready in %.2f s, running\n",
 			r->nready, (double)(now - r->clock_base) / 1e9);
@@ -275,6 +285,8 @@ void bench_on_ready(struct bench_conn *c)
 		bench_conn_goodbye(c);
 		return;
 	}
+	if (c->role == ROLE_SLOW)
+		bench_slow_ready(c);
 	c->last_progress = now;
 	r->nready++;
 	open_more(r);
@@ -348,6 +360,10 @@ void bench_on_message(struct bench_conn *c, const uint8_t *payload, size_t len, 
 	uint64_t ts;
 	uint32_t pub, seq;
 
+	if (c->role == ROLE_SLOW) {
+		bench_slow_message(&r->slow, payload, len, now);
+		return;
+	}
 	if (c->role != ROLE_SUB || bench_stamp_read(payload, len, &ts, &pub, &seq) < 0 ||
 	    pub >= r->npub || !r->pubs[pub]) {
 		r->bad++;
@@ -419,6 +435,10 @@ void bench_on_closed(struct bench_conn *c, const char *why)
 	}
 	if (!why || r->phase == PH_DONE)
 		return;
+	if (c->role == ROLE_SLOW && r->phase != PH_SETUP) {
+		bench_slow_closed(&r->slow, c, why);
+		return;
+	}
 	if (r->phase == PH_SETUP) {
 		fprintf(stderr, "wsbroker-bench: %s connection %u failed during setup: %s\n",
 			c->role == ROLE_PUB ? "publisher" : "subscriber", c->idx, why);
@@ -523,6 +543,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	if (r->phase == PH_MEASURE && now >= r->t_meas1) {
 		getrusage(RUSAGE_SELF, &r->ru1);
 		r->sent_meas1 = total_sent(r);
+		if (r->o.broker_pid)
+			r->rss1 = bench_rss_bytes(r->o.broker_pid);
 		r->phase = PH_DRAIN;
 		r->t_last_delivery = now;
 	}
@@ -530,7 +552,15 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		pubs_pump_all(r, now);
 	if (r->phase == PH_DRAIN &&
 	    (r->delivered >= total_expected(r) || now - r->t_last_delivery > DRAIN_QUIET_NS ||
-	     now - r->t_meas1 > DRAIN_MAX_NS))
+	     now - r->t_meas1 > DRAIN_MAX_NS)) {
+		if (!r->slow.n) {
+			finish(r);
+			return;
+		}
+		r->phase = PH_SLOWREAD;
+		bench_slow_readout_start(&r->slow, now);
+	}
+	if (r->phase == PH_SLOWREAD && bench_slow_readout_done(&r->slow, now))
 		finish(r);
 }
 
@@ -551,6 +581,18 @@ static void report_lat(const struct bench_run *r, double *p50, double *p99, doub
 	*p999 = (double)bench_hist_quantile(h, 0.999) / 1e6;
 	*max = (double)h->max / 1e6;
 	*mean = h->count ? (double)h->sum / (double)h->count / 1e6 : 0;
+}
+
+/* Messages published on the slow subscribers' topics, once per subscriber. */
+static uint64_t slow_expected(const struct bench_run *r)
+{
+	uint64_t n = 0;
+	size_t T = (size_t)r->o.topics;
+
+	for (size_t k = 0; k < r->slow.n; k++)
+		for (size_t i = k % T; i < r->npub; i += T)
+			n += r->pubs[i] ? r->pubs[i]->seq : 0;
+	return n;
 }
 
 static void report(struct bench_run *r)
@@ -579,7 +621,7 @@ static void report(struct bench_run *r)
 		       ",\"disconnects\":%" PRIu64 ",\"stalls\":%" PRIu64 ",\"connects_per_s\":%.1f,"
 		       "\"broker_rss_before\":%" PRIu64 ",\"broker_rss_after\":%" PRIu64
 		       ",\"broker_rss_per_conn\":%" PRIu64 ",\"cpu_pct\":%.1f,\"cpu_user_pct\":%.1f,"
-		       "\"cpu_sys_pct\":%.1f}\n",
+		       "\"cpu_sys_pct\":%.1f",
 		       scenario_names[o->scenario], proto_names[o->proto], o->ws ? "ws" : "tcp",
 		       r->npub, r->nsub, o->topics, o->qos, o->size, o->rate, o->window,
 		       o->duration, o->warmup, sent, (double)sent / secs, r->delivered_meas,
@@ -588,6 +630,8 @@ static void report(struct bench_run *r)
 		       r->counts.dup, r->counts.ooo, r->bad, r->disconnects, r->stalls,
 		       (double)r->connects_meas / secs, r->rss0, r->rss1, per_conn, cpu,
 		       100 * user / secs, 100 * sys / secs);
+		bench_slow_report_json(&r->slow, stdout);
+		printf("}\n");
 		fflush(stdout);
 		return;
 	}
@@ -616,6 +660,10 @@ static void report(struct bench_run *r)
 	       cpu > 90 ? ": the load generator is the bottleneck" : "");
 	if (r->first_error[0])
 		printf("  first error: %s\n", r->first_error);
+	bench_slow_report_human(&r->slow, slow_expected(r), stdout);
+	if (o->broker_pid && o->scenario != BS_IDLE && o->scenario != BS_CONNECT)
+		printf("  broker RSS %.1f MiB when publishing started, %.1f MiB when the measured "
+		       "seconds ended\n", (double)r->rss0 / 1048576, (double)r->rss1 / 1048576);
 	fflush(stdout);
 }
 
@@ -654,7 +702,9 @@ static int run_alloc(struct bench_run *r)
 {
 	r->npub = (size_t)r->o.publishers;
 	r->nsub = (size_t)r->o.subscribers;
-	r->nplanned = r->o.scenario == BS_CONNECT ? 0 : r->npub + r->nsub;
+	r->nplanned = r->o.scenario == BS_CONNECT ? 0 : r->npub + r->nsub + (size_t)r->o.slow;
+	if (bench_slow_alloc(&r->slow, (size_t)r->o.slow) < 0)
+		return -1;
 	r->pubs = calloc(r->npub + 1, sizeof(*r->pubs));
 	r->subs = calloc(r->nsub + 1, sizeof(*r->subs));
 	r->qseen = calloc(r->npub + 1, sizeof(*r->qseen));
@@ -674,6 +724,7 @@ static void run_free(struct bench_run *r)
 	}
 	for (size_t i = 0; i < r->nsub; i++)
 		bench_conn_free(r->subs ? r->subs[i] : NULL);
+	bench_slow_free(&r->slow);
 	for (size_t i = 0; i < r->ntrash; i++)
 		bench_conn_free(r->trash[i]);
 	for (size_t i = 0; r->slots && i < (size_t)r->o.connections; i++)
