@@ -10,6 +10,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "bytewise.h"
+
 #include "http_parse.h"
 
 #define BIG 65536
@@ -38,24 +40,22 @@ static void expect_prefixes_need_more(const char *s, size_t n, size_t max_head)
 /* As a socket delivers it: one byte appended per read, the buffer grown to
  * exactly what has arrived. Returns the first nonzero result and the length
  * at which it came. */
+struct http_feed {
+	size_t max_head;
+	struct http_request *req;
+};
+
+static int http_feed_parse(void *ctx, const uint8_t *buf, size_t n)
+{
+	struct http_feed *f = ctx;
+	return http_parse_request((const char *)buf, n, f->max_head, f->req);
+}
+
 static int feed_bytewise(const char *s, size_t n, size_t max_head, size_t *at,
 			 struct http_request *req)
 {
-	char *buf = NULL;
-	int r = 0;
-	for (size_t k = 1; k <= n; k++) {
-		char *nb = realloc(buf, k);
-		assert_non_null(nb);
-		buf = nb;
-		buf[k - 1] = s[k - 1];
-		r = http_parse_request(buf, k, max_head, req);
-		if (r != 0) {
-			*at = k;
-			break;
-		}
-	}
-	free(buf);
-	return r;
+	struct http_feed f = {max_head, req};
+	return bytewise_feed(s, n, http_feed_parse, &f, at);
 }
 
 /* Parses a complete head in all three ways; req gets the whole-buffer

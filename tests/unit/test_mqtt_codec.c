@@ -12,6 +12,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "bytewise.h"
+
 #include "mqtt_codec.h"
 
 #define S(lit) ((struct mqtt_str){(const uint8_t *)(lit), sizeof(lit) - 1})
@@ -42,27 +44,16 @@ static int parse_copy(uint8_t level, size_t max, const uint8_t *p, size_t n,
 
 /* One byte appended per read, the buffer exactly what has arrived; returns
  * the first nonzero result and where it came. */
+static int mqtt_feed_parse(void *ctx, const uint8_t *buf, size_t n)
+{
+	struct mqtt_packet pk;
+	return mqtt_parse(ctx, buf, n, &pk);
+}
+
 static int feed_bytewise(uint8_t level, size_t max, const uint8_t *p, size_t n, size_t *at)
 {
 	struct mqtt_parse_opts o = {level, max};
-	struct mqtt_packet pk;
-	uint8_t *buf = NULL;
-	int r = 0;
-
-	for (size_t k = 1; k <= n; k++) {
-		uint8_t *nb = realloc(buf, k);
-
-		assert_non_null(nb);
-		buf = nb;
-		buf[k - 1] = p[k - 1];
-		r = mqtt_parse(&o, buf, k, &pk);
-		if (r != 0) {
-			*at = k;
-			break;
-		}
-	}
-	free(buf);
-	return r;
+	return bytewise_feed(p, n, mqtt_feed_parse, &o, at);
 }
 
 /* A whole, valid packet: every prefix needs more, byte-wise completes at the

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "bytewise.h"
+
 #include "ws_frame.h"
 
 #define B(...) ((const uint8_t[]){ __VA_ARGS__ }), sizeof((const uint8_t[]){ __VA_ARGS__ })
@@ -26,24 +28,23 @@ static int parse_copy(const uint8_t *p, size_t n, bool require_mask, struct ws_f
 
 /* Bytes arriving one per read into a buffer grown to exactly what arrived.
  * Returns the first nonzero result and sets *at to the length it came at. */
+struct ws_feed {
+	bool require_mask;
+	struct ws_frame *f;
+};
+
+static int ws_feed_parse(void *ctx, const uint8_t *buf, size_t n)
+{
+	struct ws_feed *x = ctx;
+	return ws_frame_parse_header(buf, n, x->require_mask, x->f);
+}
+
 static int feed_bytewise(const uint8_t *p, size_t n, bool require_mask, size_t *at,
 			 struct ws_frame *f)
 {
-	uint8_t *buf = NULL;
-	int r = 0;
+	struct ws_feed x = {require_mask, f};
 	*at = 0;
-	for (size_t k = 1; k <= n; k++) {
-		uint8_t *nb = realloc(buf, k);
-		assert_non_null(nb);
-		buf = nb;
-		buf[k - 1] = p[k - 1];
-		if ((r = ws_frame_parse_header(buf, k, require_mask, f)) != 0) {
-			*at = k;
-			break;
-		}
-	}
-	free(buf);
-	return r;
+	return bytewise_feed(p, n, ws_feed_parse, &x, at);
 }
 
 /* A complete header of n bytes: 0 for every proper prefix, n whole, n byte by
