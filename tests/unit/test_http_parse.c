@@ -16,14 +16,21 @@
 
 #define BIG 65536
 
+struct http_feed {
+	size_t max_head;
+	struct http_request *req;
+};
+
+static int http_feed_parse(void *ctx, const uint8_t *buf, size_t n)
+{
+	struct http_feed *f = ctx;
+	return http_parse_request((const char *)buf, n, f->max_head, f->req);
+}
+
 static int parse_copy(const char *s, size_t len, size_t max_head, struct http_request *req)
 {
-	char *copy = malloc(len ? len : 1);
-	assert_non_null(copy);
-	memcpy(copy, s, len);
-	int r = http_parse_request(copy, len, max_head, req);
-	free(copy);
-	return r;
+	struct http_feed f = {max_head, req};
+	return bytewise_copy(s, len, http_feed_parse, &f);
 }
 
 /* Every proper prefix of a complete head needs more; the whole gives n. */
@@ -40,17 +47,6 @@ static void expect_prefixes_need_more(const char *s, size_t n, size_t max_head)
 /* As a socket delivers it: one byte appended per read, the buffer grown to
  * exactly what has arrived. Returns the first nonzero result and the length
  * at which it came. */
-struct http_feed {
-	size_t max_head;
-	struct http_request *req;
-};
-
-static int http_feed_parse(void *ctx, const uint8_t *buf, size_t n)
-{
-	struct http_feed *f = ctx;
-	return http_parse_request((const char *)buf, n, f->max_head, f->req);
-}
-
 static int feed_bytewise(const char *s, size_t n, size_t max_head, size_t *at,
 			 struct http_request *req)
 {

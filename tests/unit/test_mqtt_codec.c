@@ -28,32 +28,31 @@ static void teardown_held(void)
 	held = NULL;
 }
 
+struct mqtt_feed {
+	struct mqtt_parse_opts o;
+	struct mqtt_packet *pk;
+};
+
+static int mqtt_feed_parse(void *ctx, const uint8_t *buf, size_t n)
+{
+	struct mqtt_feed *f = ctx;
+	return mqtt_parse(&f->o, buf, n, f->pk);
+}
+
 static int parse_copy(uint8_t level, size_t max, const uint8_t *p, size_t n,
 		      struct mqtt_packet *pk)
 {
-	struct mqtt_parse_opts o = {level, max};
-	uint8_t *copy = malloc(n ? n : 1);
-	int r;
-
-	assert_non_null(copy);
-	memcpy(copy, p, n);
-	r = mqtt_parse(&o, copy, n, pk);
-	free(copy);
-	return r;
+	struct mqtt_feed f = {{level, max}, pk};
+	return bytewise_copy(p, n, mqtt_feed_parse, &f);
 }
 
 /* One byte appended per read, the buffer exactly what has arrived; returns
  * the first nonzero result and where it came. */
-static int mqtt_feed_parse(void *ctx, const uint8_t *buf, size_t n)
-{
-	struct mqtt_packet pk;
-	return mqtt_parse(ctx, buf, n, &pk);
-}
-
 static int feed_bytewise(uint8_t level, size_t max, const uint8_t *p, size_t n, size_t *at)
 {
-	struct mqtt_parse_opts o = {level, max};
-	return bytewise_feed(p, n, mqtt_feed_parse, &o, at);
+	struct mqtt_packet pk;
+	struct mqtt_feed f = {{level, max}, &pk};
+	return bytewise_feed(p, n, mqtt_feed_parse, &f, at);
 }
 
 /* A whole, valid packet: every prefix needs more, byte-wise completes at the

@@ -16,18 +16,6 @@
 
 #define B(...) ((const uint8_t[]){ __VA_ARGS__ }), sizeof((const uint8_t[]){ __VA_ARGS__ })
 
-static int parse_copy(const uint8_t *p, size_t n, bool require_mask, struct ws_frame *f)
-{
-	uint8_t *copy = malloc(n ? n : 1);
-	assert_non_null(copy);
-	memcpy(copy, p, n);
-	int r = ws_frame_parse_header(copy, n, require_mask, f);
-	free(copy);
-	return r;
-}
-
-/* Bytes arriving one per read into a buffer grown to exactly what arrived.
- * Returns the first nonzero result and sets *at to the length it came at. */
 struct ws_feed {
 	bool require_mask;
 	struct ws_frame *f;
@@ -39,6 +27,14 @@ static int ws_feed_parse(void *ctx, const uint8_t *buf, size_t n)
 	return ws_frame_parse_header(buf, n, x->require_mask, x->f);
 }
 
+static int parse_copy(const uint8_t *p, size_t n, bool require_mask, struct ws_frame *f)
+{
+	struct ws_feed x = {require_mask, f};
+	return bytewise_copy(p, n, ws_feed_parse, &x);
+}
+
+/* Bytes arriving one per read into a buffer grown to exactly what arrived.
+ * Returns the first nonzero result and sets *at to the length it came at. */
 static int feed_bytewise(const uint8_t *p, size_t n, bool require_mask, size_t *at,
 			 struct ws_frame *f)
 {
