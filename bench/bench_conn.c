@@ -13,7 +13,7 @@
 #include <openssl/evp.h>
 #include "bench.h"
 #include "mqtt_codec.h"
-#include "ws_frame.h"
+#include "net/ws_frame.h"
 
 #define HTTP_MAX_HEAD 8192
 #define PUB_LOW_WATER (64 * 1024)

@@ -14,8 +14,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "message.h"
-#include "router.h"
+#include "route/message.h"
+#include "route/router.h"
 
 #define TOPICS_PER_SITE 1000
 #define NAIVE_MAX_PUBLISHES 100

@@ -5,6 +5,7 @@
 #define MAX_PROTOCOLS 8
 
 static const struct protocol *registry[MAX_PROTOCOLS];
+static struct proto_env envs[MAX_PROTOCOLS];
 static size_t nregistered;
 
 void protocol_register(const struct protocol *p)
@@ -12,11 +13,43 @@ void protocol_register(const struct protocol *p)
 	for (size_t i = 0; i < nregistered; i++)
 		if (registry[i] == p)
 			return;
-	if (nregistered < MAX_PROTOCOLS)
+	if (nregistered < MAX_PROTOCOLS) {
+		envs[nregistered] = (struct proto_env){0};
 		registry[nregistered++] = p;
+	}
 }
 
 void protocol_registry_clear(void) { nregistered = 0; }
+
+int protocol_init_all(const struct proto_env *base, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < nregistered; i++) {
+		envs[i] = *base;
+		envs[i].state = NULL;
+		if (registry[i]->init && !(envs[i].state = registry[i]->init(&envs[i]))) {
+			snprintf(err, errlen, "%s: could not set up its state", registry[i]->name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+const struct proto_env *protocol_env(const struct protocol *p)
+{
+	for (size_t i = 0; i < nregistered; i++)
+		if (registry[i] == p)
+			return &envs[i];
+	return NULL;
+}
+
+void protocol_teardown_all(void)
+{
+	for (size_t i = nregistered; i-- > 0;) {
+		if (registry[i]->teardown && (envs[i].state || !registry[i]->init))
+			registry[i]->teardown(&envs[i]);
+		envs[i].state = NULL;
+	}
+}
 size_t protocol_count(void) { return nregistered; }
 const struct protocol *protocol_at(size_t i) { return i < nregistered ? registry[i] : NULL; }
 

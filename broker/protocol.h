@@ -19,6 +19,8 @@ struct proto_env {
 	struct router *router;
 	const struct cfg *cfg;
 	struct store *store;         /* never NULL in the broker; ":memory:" at worst */
+	void *state;                 /* the protocol's broker-wide state: what its
+	                              * init returned (NULL without an init) */
 };
 
 /* Why a connection ended, as told to close(). */
@@ -37,6 +39,12 @@ struct protocol {
 	bool ws_binary_out;            /* default outbound frame type over WebSocket */
 	/* First bytes of a raw TCP stream: 1 mine, 0 need more, -1 not mine. */
 	int (*sniff)(const uint8_t *p, size_t n);
+	/* Optional, once before restore and before any connection: make the
+	 * protocol's broker-wide state (MQTT's session table, STOMP's frame
+	 * cache). What it returns is env->state in every later call; NULL is
+	 * a failure (logged by the caller). Two inits make two independent
+	 * instances: nothing of a protocol lives in file-level statics. */
+	void *(*init)(const struct proto_env *env);
 	/* Create the session for a new connection. ws_name is the negotiated
 	 * subprotocol token, or NULL over raw TCP / path-selected WebSocket.
 	 * Returns NULL on failure (the connection is then closed). */
@@ -53,9 +61,9 @@ struct protocol {
 	 * conn_* call may be made on this connection afterwards. */
 	void (*close)(void *s, enum proto_close_reason why);
 	/* Optional, at broker exit after every connection is closed: free
-	 * protocol-wide state (MQTT's table of persistent sessions). Nothing
-	 * is deleted from the store: it is what the next start loads. */
-	void (*teardown)(void);
+	 * env->state (MQTT's table of persistent sessions). Nothing is deleted
+	 * from the store: it is what the next start loads. */
+	void (*teardown)(const struct proto_env *env);
 	/* Optional, once at start-up before any listener opens: load what the
 	 * store kept (retained messages, sessions, queues). 0, or -1 after
 	 * logging why (the broker then refuses to start). */
@@ -63,12 +71,19 @@ struct protocol {
 	/* Optional, about once a second while the broker runs: end what has
 	 * passed its deadline without any connection's help (absent MQTT
 	 * sessions past mqtt_session_expiry). */
-	void (*housekeeping)(void);
+	void (*housekeeping)(const struct proto_env *env);
 };
 
 /* The registry. Registration order is the sniffing order. */
 void protocol_register(const struct protocol *p);
 void protocol_registry_clear(void);
+/* Give every registered protocol its env: base's router, cfg and store, and
+ * its own state from its init. 0, or -1 with the failing protocol in err. */
+int protocol_init_all(const struct proto_env *base, char *err, size_t errlen);
+/* The env a protocol's calls get (set by protocol_init_all). */
+const struct proto_env *protocol_env(const struct protocol *p);
+/* Each protocol's teardown, in reverse order of registration. */
+void protocol_teardown_all(void);
 size_t protocol_count(void);
 const struct protocol *protocol_at(size_t i);
 const struct protocol *protocol_find(const char *name);

@@ -1,11 +1,11 @@
 #include "server.h"
-#include "auth.h"
+#include "auth/auth.h"
 #include "clock.h"
 #include "config.h"
-#include "conn.h"
+#include "net/conn.h"
 #include "log.h"
 #include "protocol.h"
-#include "router.h"
+#include "route/router.h"
 #include "store.h"
 #include <event2/thread.h>
 #include <arpa/inet.h>
@@ -142,10 +142,15 @@ static int open_store(struct server *s)
 		return -1;
 	}
 	s->env.store = s->store;
+	if (protocol_init_all(&s->env, err, sizeof(err)) < 0) {
+		fprintf(stderr, "wsbroker: %s\n", err);
+		log_error(NULL, NULL, "%s", err);
+		return -1;
+	}
 	for (size_t i = 0; i < protocol_count(); i++) {
 		const struct protocol *p = protocol_at(i);
 
-		if (p->restore && p->restore(&s->env) < 0) {
+		if (p->restore && p->restore(protocol_env(p)) < 0) {
 			fprintf(stderr, "wsbroker: database %s: %s state could not be loaded\n",
 				s->cfg.db_path, p->name);
 			return -1;
@@ -166,9 +171,12 @@ static void all_gone(void *arg)
  * met within a second by this timer, not only at the next CONNECT. */
 static void housekeeping_cb(evutil_socket_t fd, short what, void *arg)
 {
-	for (size_t i = 0; i < protocol_count(); i++)
-		if (protocol_at(i)->housekeeping)
-			protocol_at(i)->housekeeping();
+	for (size_t i = 0; i < protocol_count(); i++) {
+		const struct protocol *p = protocol_at(i);
+
+		if (p->housekeeping)
+			p->housekeeping(protocol_env(p));
+	}
 }
 
 static void stop_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -233,9 +241,7 @@ static void server_free(struct server *s)
 	for (size_t i = 0; i < s->nlisteners; i++)
 		if (s->listeners[i].ev)
 			evconnlistener_free(s->listeners[i].ev);
-	for (size_t i = 0; i < protocol_count(); i++)
-		if (protocol_at(i)->teardown)
-			protocol_at(i)->teardown();
+	protocol_teardown_all();
 	if (s->router)
 		router_free(s->router);
 	/* Last: it waits for every write queued by the sessions above. */
@@ -298,7 +304,7 @@ int server_run(int argc, char **argv, void (*prepare)(struct cfg *c))
 		server_free(s);
 		return 1;
 	}
-	conn_module_init(s->base, &s->cfg, &s->env);
+	conn_module_init(s->base, &s->cfg);
 	for (size_t i = 0; i < s->cfg.nlisteners; i++) {
 		s->listeners[i].spec = s->cfg.listeners[i];
 		s->nlisteners++;

@@ -5,16 +5,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "auth.h"
+#include "auth/auth.h"
 #include "clock.h"
 #include "config.h"
-#include "conn.h"
+#include "net/conn.h"
 #include "log.h"
-#include "message.h"
+#include "route/message.h"
 #include "mqtt.h"
 #include "mqtt_codec.h"
 #include "mqtt_session.h"
-#include "router.h"
+#include "route/router.h"
 #include "store.h"
 
 /* WebSocket close codes (RFC 6455 7.4.1) for the ways an MQTT connection
@@ -659,9 +659,14 @@ static void mqtt_close(void *sp, enum proto_close_reason why)
 	free(mc);
 }
 
-static void mqtt_teardown(void)
+static void mqtt_teardown(const struct proto_env *env)
 {
 	mqtt_sess_free_all();
+}
+
+static void mqtt_housekeeping(const struct proto_env *env)
+{
+	mqtt_sess_expire();
 }
 
 /* First bytes of a raw TCP stream: a CONNECT (0x10), a plausible remaining
@@ -714,5 +719,5 @@ const struct protocol mqtt_protocol = {
 	.close = mqtt_close,
 	.teardown = mqtt_teardown,
 	.restore = mqtt_restore,
-	.housekeeping = mqtt_sess_expire,
+	.housekeeping = mqtt_housekeeping,
 };

@@ -9,13 +9,13 @@
 #include <string.h>
 #include "clock.h"
 #include "config.h"
-#include "conn.h"
+#include "net/conn.h"
 #include "log.h"
-#include "message.h"
+#include "route/message.h"
 #include "mqtt.h"
 #include "mqtt_codec.h"
 #include "mqtt_session.h"
-#include "router.h"
+#include "route/router.h"
 
 /* ---- module state (one event-loop thread) ---- */
 

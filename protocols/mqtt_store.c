@@ -13,10 +13,10 @@
 #include "clock.h"
 #include "config.h"
 #include "log.h"
-#include "message.h"
+#include "route/message.h"
 #include "mqtt_session.h"
 #include "protocol.h"
-#include "router.h"
+#include "route/router.h"
 #include "store.h"
 
 /* Loading replays state through the session code, which must not write

@@ -6,12 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "auth.h"
+#include "auth/auth.h"
 #include "clock.h"
 #include "config.h"
-#include "conn.h"
+#include "net/conn.h"
 #include "log.h"
-#include "router.h"
+#include "route/router.h"
 #include "stomp_session.h"
 #include "store.h"
 
@@ -480,7 +480,7 @@ static void stomp_close(void *sp, enum proto_close_reason why)
 	free(s);
 }
 
-static void stomp_teardown(void)
+static void stomp_teardown(const struct proto_env *env)
 {
 	stomp_held_frames_free();
 }

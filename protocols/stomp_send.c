@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "config.h"
-#include "conn.h"
-#include "message.h"
-#include "router.h"
+#include "net/conn.h"
+#include "route/message.h"
+#include "route/router.h"
 #include "stomp_session.h"
 #include "store.h"
 

@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include "config.h"
-#include "conn.h"
+#include "net/conn.h"
 #include "log.h"
-#include "message.h"
-#include "router.h"
+#include "route/message.h"
+#include "route/router.h"
 #include "stomp_session.h"
 #include "store.h"
 

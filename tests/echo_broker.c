@@ -6,7 +6,7 @@
  * when it is valid UTF-8, else binary); the chunk "close" makes it close
  * with 1000 "bye"; its goodbye on shutdown is the text "goodbye". */
 #include "config.h"
-#include "conn.h"
+#include "net/conn.h"
 #include "protocol.h"
 #include "server.h"
 #include "utf8.h"

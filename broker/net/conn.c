@@ -389,7 +389,7 @@ static void ws_input(struct conn *c)
 static void open_session(struct conn *c, const struct protocol *p, const char *ws_name)
 {
 	c->proto = p;
-	c->session = p->open(c, conn_m.env, ws_name);
+	c->session = p->open(c, protocol_env(p), ws_name);
 	if (!c->session) {
 		log_error(c->peer, NULL, "%s session could not be created", p->name);
 		conn_set_why(c, PROTO_CLOSED_ERROR);
@@ -648,7 +648,7 @@ void conn_accept(int fd, const struct sockaddr *sa, int socklen, enum listener_k
 
 /* ---- module ---- */
 
-void conn_module_init(struct event_base *base, const struct cfg *cfg, const struct proto_env *env)
+void conn_module_init(struct event_base *base, const struct cfg *cfg)
 {
 	/* Every flush drains output buffers whose chains were allocated in
 	 * the same pass; with glibc's default 128 KiB trim threshold a fan-out
@@ -660,7 +660,6 @@ void conn_module_init(struct event_base *base, const struct cfg *cfg, const stru
 	mallopt(M_TOP_PAD, 1 << 20);
 	conn_m.base = base;
 	conn_m.cfg = cfg;
-	conn_m.env = env;
 	conn_m.reap_ev = event_new(base, -1, 0, reap_cb, NULL);
 	conn_m.flush_ev = event_new(base, -1, 0, conn_flush_cb, NULL);
 	conn_m.started_ms = clock_now_ms();

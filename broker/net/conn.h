@@ -69,9 +69,9 @@ struct event_base;
 struct sockaddr;
 struct proto_env;
 
-/* cfg and env must outlive every connection; cfg may be swapped (SIGHUP). */
-void conn_module_init(struct event_base *base, const struct cfg *cfg,
-		      const struct proto_env *env);
+/* cfg must outlive every connection; cfg may be swapped (SIGHUP). A
+ * session opens with its protocol's env (protocol_env). */
+void conn_module_init(struct event_base *base, const struct cfg *cfg);
 void conn_module_set_cfg(const struct cfg *cfg);
 /* Take over an accepted socket from a listener of the given kind. */
 void conn_accept(int fd, const struct sockaddr *sa, int socklen, enum listener_kind kind);

@@ -53,7 +53,6 @@ struct conn {
 struct conn_module {
 	struct event_base *base;
 	const struct cfg *cfg;
-	const struct proto_env *env;
 	struct conn *live;
 	size_t nlive;
 	struct conn *reap;

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "http_parse.h"
+#include "net/http_parse.h"
 
 #define CHECK(x) do { if (!(x)) abort(); } while (0)
 

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "ws_frame.h"
+#include "net/ws_frame.h"
 
 #define CHECK(x) do { if (!(x)) abort(); } while (0)
 

@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "conn.h"
+#include "net/conn.h"
 
 struct conn {
 	char peer[64];

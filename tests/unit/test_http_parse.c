@@ -12,7 +12,7 @@
 
 #include "bytewise.h"
 
-#include "http_parse.h"
+#include "net/http_parse.h"
 
 #define BIG 65536
 

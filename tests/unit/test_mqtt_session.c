@@ -11,15 +11,15 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "auth.h"
+#include "auth/auth.h"
 #include "clock.h"
 #include "config.h"
 #include "fake_conn.h"
 #include "log.h"
-#include "message.h"
+#include "route/message.h"
 #include "mqtt.h"
 #include "mqtt_codec.h"
-#include "router.h"
+#include "route/router.h"
 #include "store.h"
 
 #define STR(lit) ((struct mqtt_str){(const uint8_t *)(lit), strlen(lit)})
@@ -58,7 +58,7 @@ static int setup(void **st)
 
 static int teardown(void **st)
 {
-	mqtt_protocol.teardown();
+	mqtt_protocol.teardown(&penv);
 	router_free(router);
 	store_close(store);
 	store = NULL;
@@ -1302,7 +1302,7 @@ static void test_restart_restores_sessions(void **st)
 	cl_free(b, PROTO_CLOSED_BY_PEER);
 
 	/* the restart: memory gone, the store kept */
-	mqtt_protocol.teardown();
+	mqtt_protocol.teardown(&penv);
 	router_free(router);
 	router = router_new(NULL);
 	assert_non_null(router);
@@ -1345,7 +1345,7 @@ static void test_clean_start_forgets_stored_session(void **st)
 	absent_subscriber("keeper", "d/#", 1);
 	p = cl_connected("keeper", true);
 	cl_free(p, PROTO_CLOSED_BY_PEER);
-	mqtt_protocol.teardown();
+	mqtt_protocol.teardown(&penv);
 	router_free(router);
 	router = router_new(NULL);
 	penv.router = router;

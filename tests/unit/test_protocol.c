@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdlib.h>
 #include <string.h>
 #include "protocol.h"
 
@@ -73,12 +74,73 @@ static void test_names_list(void **st)
 	assert_string_equal(small, "v12.alpha"); /* whole names only */
 }
 
+/* A protocol with broker-wide state: each init makes its own instance,
+ * every later call sees it in env->state, teardown gets it back. */
+static int torn_down;
+
+static void *counter_init(const struct proto_env *env)
+{
+	static int made;
+	int *state = malloc(sizeof(*state));
+	if (state)
+		*state = ++made;
+	return state;
+}
+
+static void counter_teardown(const struct proto_env *env)
+{
+	torn_down += *(int *)env->state;
+	free(env->state);
+}
+
+static void *failing_init(const struct proto_env *env) { return NULL; }
+
+static const struct protocol pc = {.name = "counter", .init = counter_init,
+				   .teardown = counter_teardown};
+static const struct protocol pd = {.name = "failing", .init = failing_init,
+				   .teardown = counter_teardown};
+
+static void test_env_state(void **st)
+{
+	int router_stand_in;
+	struct proto_env base = {.router = (struct router *)&router_stand_in};
+	char err[100];
+
+	protocol_register(&pc);
+	assert_int_equal(protocol_init_all(&base, err, sizeof(err)), 0);
+	const struct proto_env *ea = protocol_env(&pa), *ec = protocol_env(&pc);
+	assert_non_null(ea);
+	assert_ptr_equal(ea->router, base.router);
+	assert_null(ea->state);                  /* no init, no state */
+	assert_ptr_equal(ec->router, base.router);
+	assert_non_null(ec->state);
+	int first = *(int *)ec->state;
+	torn_down = 0;
+	protocol_teardown_all();
+	assert_int_equal(torn_down, first);
+	assert_null(protocol_env(&pc)->state);
+	/* a second start is a second, independent instance */
+	assert_int_equal(protocol_init_all(&base, err, sizeof(err)), 0);
+	assert_int_equal(*(int *)protocol_env(&pc)->state, first + 1);
+	protocol_teardown_all();
+
+	/* a failing init names the protocol, and teardown skips it */
+	protocol_register(&pd);
+	assert_int_equal(protocol_init_all(&base, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "failing"));
+	torn_down = 0;
+	protocol_teardown_all();
+	assert_int_equal(torn_down, first + 2);  /* counter's third instance only */
+	assert_null(protocol_env(&pd)->state);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_find, setup),
 		cmocka_unit_test_setup(test_sniff, setup),
 		cmocka_unit_test_setup(test_names_list, setup),
+		cmocka_unit_test_setup(test_env_state, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,8 +11,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "message.h"
-#include "router.h"
+#include "route/message.h"
+#include "route/router.h"
 
 #define S(x) x, strlen(x)
 

@@ -11,13 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "auth.h"
+#include "auth/auth.h"
 #include "clock.h"
 #include "config.h"
 #include "fake_conn.h"
 #include "log.h"
-#include "message.h"
-#include "router.h"
+#include "route/message.h"
+#include "route/router.h"
 #include "stomp.h"
 #include "stomp_codec.h"
 #include "store.h"

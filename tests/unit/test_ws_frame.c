@@ -12,7 +12,7 @@
 
 #include "bytewise.h"
 
-#include "ws_frame.h"
+#include "net/ws_frame.h"
 
 #define B(...) ((const uint8_t[]){ __VA_ARGS__ }), sizeof((const uint8_t[]){ __VA_ARGS__ })
 
