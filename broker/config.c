@@ -433,6 +433,11 @@ void cfg_defaults(struct cfg *c)
 	}
 }
 
+static bool repeatable(const struct cfg_key *k)
+{
+	return k->type == CFG_T_LISTENER || k->type == CFG_T_PATH || k->type == CFG_T_ORIGIN;
+}
+
 /* Equal in meaning: listener structs may differ in their padding. */
 static bool key_equal(const struct cfg_key *k, const struct cfg *a, const struct cfg *b)
 {
@@ -478,11 +483,11 @@ size_t cfg_apply_reloadable(struct cfg *dst, const struct cfg *src, char *ignore
 		const struct cfg_key *k = &keys[i];
 		if (key_equal(k, dst, src))
 			continue;
-		if (k->reload && k->type < CFG_T_LISTENER) {
+		/* A repeatable key would need its count copied too; none reloads. */
+		if (k->reload && !repeatable(k)) {
 			memcpy((char *)dst + k->off, (const char *)src + k->off, k->len);
 			continue;
 		}
-		/* A repeatable key would need its count copied too; none reloads. */
 		n++;
 		if (used < len) {
 			int w = snprintf(ignored + used, len - used, "%s%s", n > 1 ? ", " : "", k->name);
