@@ -438,40 +438,43 @@ static bool repeatable(const struct cfg_key *k)
 	return k->type == CFG_T_LISTENER || k->type == CFG_T_PATH || k->type == CFG_T_ORIGIN;
 }
 
-/* Equal in meaning: listener structs may differ in their padding. */
+static size_t item_count(const struct cfg_key *k, const struct cfg *c)
+{
+	if (k->type == CFG_T_LISTENER)
+		return c->nlisteners;
+	return k->type == CFG_T_PATH ? c->npaths : c->norigins;
+}
+
+/* Item i of a repeatable key, compared by meaning rather than bytes: a
+ * listener has padding, and a replaced path protocol leaves old bytes
+ * after its NUL. */
+static bool item_equal(const struct cfg_key *k, const struct cfg *a, const struct cfg *b, size_t i)
+{
+	if (k->type == CFG_T_LISTENER)
+		return !strcmp(a->listeners[i].addr, b->listeners[i].addr) &&
+		       a->listeners[i].port == b->listeners[i].port &&
+		       a->listeners[i].kind == b->listeners[i].kind;
+	if (k->type == CFG_T_PATH)
+		return !strcmp(a->paths[i].path, b->paths[i].path) &&
+		       !strcmp(a->paths[i].protocol, b->paths[i].protocol);
+	return !strcmp(a->origins[i], b->origins[i]);
+}
+
 static bool key_equal(const struct cfg_key *k, const struct cfg *a, const struct cfg *b)
 {
 	const char *fa = (const char *)a + k->off, *fb = (const char *)b + k->off;
-	switch (k->type) {
-	case CFG_T_STR:
-		return strcmp(fa, fb) == 0;
-	case CFG_T_LISTENER:
-		if (a->nlisteners != b->nlisteners)
+	if (repeatable(k)) {
+		size_t n = item_count(k, a);
+		if (n != item_count(k, b))
 			return false;
-		for (size_t i = 0; i < a->nlisteners; i++) {
-			const struct cfg_listener *la = &a->listeners[i], *lb = &b->listeners[i];
-			if (strcmp(la->addr, lb->addr) || la->port != lb->port || la->kind != lb->kind)
-				return false;
-		}
-		return true;
-	case CFG_T_PATH:
-		if (a->npaths != b->npaths)
-			return false;
-		for (size_t i = 0; i < a->npaths; i++)
-			if (strcmp(a->paths[i].path, b->paths[i].path) ||
-			    strcmp(a->paths[i].protocol, b->paths[i].protocol))
+		for (size_t i = 0; i < n; i++)
+			if (!item_equal(k, a, b, i))
 				return false;
 		return true;
-	case CFG_T_ORIGIN:
-		if (a->norigins != b->norigins)
-			return false;
-		for (size_t i = 0; i < a->norigins; i++)
-			if (strcmp(a->origins[i], b->origins[i]))
-				return false;
-		return true;
-	default: /* scalars: no padding inside */
-		return memcmp(fa, fb, k->len) == 0;
 	}
+	if (k->type == CFG_T_STR)
+		return strcmp(fa, fb) == 0;
+	return memcmp(fa, fb, k->len) == 0; /* scalars: no padding inside */
 }
 
 size_t cfg_apply_reloadable(struct cfg *dst, const struct cfg *src, char *ignored, size_t len)

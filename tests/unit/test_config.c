@@ -236,13 +236,24 @@ static void test_reload_takes_only_reloadable_keys(void **st)
 	assert_int_equal(cfg_set(&next, "users_file", "/etc/wsb.users", err, sizeof(err)), 0);
 	assert_int_equal(cfg_set(&next, "ws_max_message", "2M", err, sizeof(err)), 0);
 	assert_int_equal(cfg_set(&next, "listener", "0/ws", err, sizeof(err)), 0);
-	assert_int_equal(cfg_apply_reloadable(&cur, &next, ignored, sizeof(ignored)), 2);
-	assert_string_equal(ignored, "listener, ws_max_message");
+	assert_int_equal(cfg_set(&next, "path", "/mqtt stomp", err, sizeof(err)), 0);
+	assert_int_equal(cfg_set(&next, "origin", "https://a.example", err, sizeof(err)), 0);
+	assert_int_equal(cfg_apply_reloadable(&cur, &next, ignored, sizeof(ignored)), 4);
+	assert_string_equal(ignored, "listener, path, origin, ws_max_message");
 	assert_int_equal(cur.log_level, LOGL_DEBUG);
 	assert_false(cur.allow_anonymous);
 	assert_string_equal(cur.users_file, "/etc/wsb.users");
 	assert_int_equal(cur.ws_max_message, 1048576);
 	assert_int_equal(cur.nlisteners, 3);
+	assert_int_equal(cur.norigins, 0);
+
+	/* the same settings reached another way are no change */
+	struct cfg again;
+	cfg_defaults(&again);
+	assert_int_equal(cfg_set(&again, "path", "/mqtt stomp", err, sizeof(err)), 0);
+	assert_int_equal(cfg_set(&again, "path", "/mqtt mqtt", err, sizeof(err)), 0);
+	cfg_defaults(&cur);
+	assert_int_equal(cfg_apply_reloadable(&cur, &again, ignored, sizeof(ignored)), 0);
 
 	/* exactly the keys the daemon has always reloaded */
 	size_t nreload = 0;
