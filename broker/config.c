@@ -370,8 +370,8 @@ static int set_typed(struct cfg *c, const struct cfg_key *o, const char *value, 
 	case CFG_T_LEVEL: {
 		enum log_level lvl;
 		if (log_parse_level(value, &lvl) < 0)
-			return errf(err, errlen, "%s: '%s' is not one of error, warn, info, debug", o->name, value);
-		c->log_level = (int)lvl;
+			return errf(err, errlen, "%s: '%s' is not one of %s", o->name, value, o->form);
+		*(int *)field = (int)lvl;
 		return 0;
 	}
 	case CFG_T_CHOICE: {
