@@ -13,116 +13,130 @@
 #define PACKAGE_VERSION "0.1.0"
 #endif
 
-enum opt_type { T_SYNC, T_STR, T_SIZE, T_U32, T_BOOL, T_DOUBLE, T_LEVEL, T_LISTENER, T_PATH, T_ORIGIN };
-
-struct opt {
-	const char *key;
-	enum opt_type type;
-	size_t off;
-	size_t len;              /* T_STR: buffer size */
-	double min, max;
+#define K(k, t, f, d, mn, mx, form, rl, doc) \
+	{k, t, offsetof(struct cfg, f), sizeof(((struct cfg *)0)->f), d, mn, mx, form, rl, doc}
+static const struct cfg_key keys[] = {
+	K("listener", CFG_T_LISTENER, listeners,
+	  "127.0.0.1:8080/auto, 127.0.0.1:1883/mqtt, 127.0.0.1:61613/stomp", 0, CFG_MAX_LISTENERS,
+	  "[ADDR:]PORT[/KIND]", false,
+	  "Where to accept clients, repeatable; KIND is auto, ws, mqtt or stomp."),
+	K("db", CFG_T_STR, db_path, "wsbroker.db", 0, 0, "PATH", false,
+	  "SQLite database file, relative to the working directory; :memory: keeps nothing across restarts."),
+	K("sync", CFG_T_CHOICE, sync, "full", 0, 0, "full, normal, off", false,
+	  "How commits reach the disk."),
+	K("port_file", CFG_T_STR, port_file, "", 0, 0, "PATH", false,
+	  "Once every listener is bound, write one line per listener, KIND ADDRESS:PORT, to this file."),
+	K("log_level", CFG_T_LEVEL, log_level, "info", 0, 0, "error, warn, info, debug", true,
+	  "How much goes to stderr: lines of this level and the more severe ones."),
+	K("path", CFG_T_PATH, paths, "/mqtt mqtt, /stomp stomp", 0, CFG_MAX_PATHS,
+	  "/PATH PROTOCOL", false,
+	  "Which protocol a WebSocket client gets on PATH when it offers no Sec-WebSocket-Protocol; repeatable."),
+	K("origin", CFG_T_ORIGIN, origins, "", 0, CFG_MAX_ORIGINS, "ORIGIN", false,
+	  "An allowed Origin for WebSocket upgrades, repeatable; with none listed every Origin is allowed."),
+	K("max_connections", CFG_T_SIZE, max_connections, "100000", 1, 10000000, NULL, false,
+	  "Connections accepted at once; beyond it new sockets are closed and logged."),
+	K("http_max_header", CFG_T_SIZE, http_max_header, "8KiB", 256, 1048576, NULL, false,
+	  "Bytes of an HTTP request head; a larger one gets 431."),
+	K("handshake_timeout_ms", CFG_T_U32, handshake_timeout_ms, "10000", 10, 3600000, NULL, false,
+	  "Time a client has to complete the HTTP/WebSocket handshake and its protocol's CONNECT."),
+	K("ws_max_message", CFG_T_SIZE, ws_max_message, "1MiB", 64, 268435456, NULL, false,
+	  "Largest WebSocket message."),
+	K("ws_ping_interval_ms", CFG_T_U32, ws_ping_interval_ms, "30000", 0, 86400000, NULL, false,
+	  "After this long without receiving anything, the broker pings the client; 0 turns pings off."),
+	K("ws_pong_timeout_ms", CFG_T_U32, ws_pong_timeout_ms, "10000", 10, 3600000, NULL, false,
+	  "A client that sends nothing for this long after a ping is dropped as half-open."),
+	K("close_timeout_ms", CFG_T_U32, close_timeout_ms, "5000", 10, 600000, NULL, false,
+	  "How long the broker waits for a client's close frame, or for its output to drain, before it drops the TCP connection."),
+	K("shutdown_timeout_ms", CFG_T_U32, shutdown_timeout_ms, "5000", 10, 600000, NULL, false,
+	  "How long SIGTERM/SIGINT waits for clients to go before closing them."),
+	K("out_high_water", CFG_T_SIZE, out_high_water, "1MiB", 1024, 1073741824, NULL, false,
+	  "Output queued for one client above which it is congested: QoS 0 / topic messages to it are dropped and counted."),
+	K("out_hard_limit", CFG_T_SIZE, out_hard_limit, "16MiB", 4096, 4294967296.0, NULL, false,
+	  "Output queued for one client past which it is disconnected."),
+	K("allow_anonymous", CFG_T_BOOL, allow_anonymous, "true", 0, 0, "true or false", true,
+	  "Whether clients without a login (STOMP login, MQTT username) may connect."),
+	K("users_file", CFG_T_STR, users_file, "", 0, 0, "PATH", true,
+	  "A file of user password lines; when set, a client that gives a login must match an entry."),
+	K("stomp_max_headers", CFG_T_SIZE, stomp_max_headers, "64", 1, 100000, NULL, false,
+	  "Headers per STOMP frame."),
+	K("stomp_max_header_size", CFG_T_SIZE, stomp_max_header_size, "8KiB", 64, 1048576, NULL, false,
+	  "Bytes of one STOMP header line (and of the command line)."),
+	K("stomp_max_body", CFG_T_SIZE, stomp_max_body, "1MiB", 0, 268435456, NULL, false,
+	  "Bytes of a STOMP frame body."),
+	K("stomp_heartbeat_ms", CFG_T_U32, stomp_heartbeat_ms, "10000", 0, 3600000, NULL, false,
+	  "The heart-beat interval the broker offers and asks for (heart-beat in CONNECTED)."),
+	K("stomp_heartbeat_grace", CFG_T_DOUBLE, stomp_heartbeat_grace, "2.0", 1.0, 100.0, NULL, false,
+	  "A STOMP client is dropped when nothing arrived for grace x its agreed heart-beat interval."),
+	K("stomp_max_subscriptions", CFG_T_SIZE, stomp_max_subscriptions, "1000", 1, 1000000, NULL, false,
+	  "STOMP subscriptions per connection."),
+	K("stomp_max_unacked", CFG_T_SIZE, stomp_max_unacked, "1000", 1, 10000000, NULL, false,
+	  "Unacknowledged messages per subscription in client / client-individual mode before the broker waits for ACKs."),
+	K("queue_max_messages", CFG_T_SIZE, queue_max_messages, "100000", 1, 100000000, NULL, false,
+	  "Messages a queue holds undelivered; past it a SEND gets an ERROR (never a silent drop)."),
+	K("stomp_max_transactions", CFG_T_SIZE, stomp_max_transactions, "16", 1, 100000, NULL, false,
+	  "Transactions open at once per connection; one more BEGIN gets an ERROR."),
+	K("stomp_max_tx_frames", CFG_T_SIZE, stomp_max_tx_frames, "10000", 1, 10000000, NULL, false,
+	  "SEND/ACK/NACK frames held by a connection's open transactions."),
+	K("mqtt_max_packet", CFG_T_SIZE, mqtt_max_packet, "1MiB", 64, 268435455, NULL, false,
+	  "Largest MQTT packet, checked from the fixed header before the body is read."),
+	K("mqtt_max_inflight", CFG_T_SIZE, mqtt_max_inflight, "20", 1, 65535, NULL, false,
+	  "Unacknowledged outbound QoS 1/2 messages per client; the rest wait in its queue."),
+	K("mqtt_max_queued", CFG_T_SIZE, mqtt_max_queued, "1000", 0, 100000000, NULL, false,
+	  "Messages queued per client (connected but behind, or absent with a persistent session)."),
+	K("mqtt_max_subscriptions", CFG_T_SIZE, mqtt_max_subscriptions, "1000", 1, 1000000, NULL, false,
+	  "MQTT subscriptions per client."),
+	K("mqtt_max_keepalive", CFG_T_U32, mqtt_max_keepalive, "0", 0, 65535, NULL, false,
+	  "Cap on the keepalive a client may ask for, in seconds; 0 = no cap."),
+	K("mqtt_max_retained", CFG_T_SIZE, mqtt_max_retained, "100000", 0, 100000000, NULL, false,
+	  "Retained messages kept broker-wide."),
+	K("mqtt_session_expiry", CFG_T_U32, mqtt_session_expiry, "0", 0, 4294967295.0, NULL, false,
+	  "Seconds an absent persistent session is kept; 0 = until the client cleans it."),
+	K("mqtt_max_sessions", CFG_T_SIZE, mqtt_max_sessions, "100000", 1, 100000000, NULL, false,
+	  "MQTT sessions held at once, connected or persistent and absent."),
 };
+#undef K
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
-#define O(k, t, f, mn, mx) {k, t, offsetof(struct cfg, f), sizeof(((struct cfg *)0)->f), mn, mx}
-static const struct opt opts[] = {
-	O("listener", T_LISTENER, listeners, 0, 0),
-	O("db", T_STR, db_path, 0, 0),
-	O("sync", T_SYNC, sync, 0, 0),
-	O("port_file", T_STR, port_file, 0, 0),
-	O("log_level", T_LEVEL, log_level, 0, 0),
-	O("path", T_PATH, paths, 0, 0),
-	O("origin", T_ORIGIN, origins, 0, 0),
-	O("max_connections", T_SIZE, max_connections, 1, 10000000),
-	O("http_max_header", T_SIZE, http_max_header, 256, 1048576),
-	O("handshake_timeout_ms", T_U32, handshake_timeout_ms, 10, 3600000),
-	O("ws_max_message", T_SIZE, ws_max_message, 64, 268435456),
-	O("ws_ping_interval_ms", T_U32, ws_ping_interval_ms, 0, 86400000),
-	O("ws_pong_timeout_ms", T_U32, ws_pong_timeout_ms, 10, 3600000),
-	O("close_timeout_ms", T_U32, close_timeout_ms, 10, 600000),
-	O("shutdown_timeout_ms", T_U32, shutdown_timeout_ms, 10, 600000),
-	O("out_high_water", T_SIZE, out_high_water, 1024, 1073741824),
-	O("out_hard_limit", T_SIZE, out_hard_limit, 4096, 4294967296.0),
-	O("allow_anonymous", T_BOOL, allow_anonymous, 0, 0),
-	O("users_file", T_STR, users_file, 0, 0),
-	O("stomp_max_headers", T_SIZE, stomp_max_headers, 1, 100000),
-	O("stomp_max_header_size", T_SIZE, stomp_max_header_size, 64, 1048576),
-	O("stomp_max_body", T_SIZE, stomp_max_body, 0, 268435456),
-	O("stomp_heartbeat_ms", T_U32, stomp_heartbeat_ms, 0, 3600000),
-	O("stomp_heartbeat_grace", T_DOUBLE, stomp_heartbeat_grace, 1.0, 100.0),
-	O("stomp_max_subscriptions", T_SIZE, stomp_max_subscriptions, 1, 1000000),
-	O("stomp_max_unacked", T_SIZE, stomp_max_unacked, 1, 10000000),
-	O("queue_max_messages", T_SIZE, queue_max_messages, 1, 100000000),
-	O("stomp_max_transactions", T_SIZE, stomp_max_transactions, 1, 100000),
-	O("stomp_max_tx_frames", T_SIZE, stomp_max_tx_frames, 1, 10000000),
-	O("mqtt_max_packet", T_SIZE, mqtt_max_packet, 64, 268435455),
-	O("mqtt_max_inflight", T_SIZE, mqtt_max_inflight, 1, 65535),
-	O("mqtt_max_queued", T_SIZE, mqtt_max_queued, 0, 100000000),
-	O("mqtt_max_subscriptions", T_SIZE, mqtt_max_subscriptions, 1, 1000000),
-	O("mqtt_max_keepalive", T_U32, mqtt_max_keepalive, 0, 65535),
-	O("mqtt_max_retained", T_SIZE, mqtt_max_retained, 0, 100000000),
-	O("mqtt_session_expiry", T_U32, mqtt_session_expiry, 0, 4294967295.0),
-	O("mqtt_max_sessions", T_SIZE, mqtt_max_sessions, 1, 100000000),
-};
-#undef O
+size_t cfg_key_count(void)
+{
+	return NKEYS;
+}
 
-static void add_path(struct cfg *c, const char *path, const char *proto)
+const struct cfg_key *cfg_key_at(size_t i)
+{
+	return i < NKEYS ? &keys[i] : NULL;
+}
+
+const struct cfg_key *cfg_key_find(const char *name)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+/* Copy at most what fits: the protocol is looked up by name later, and a
+ * name longer than any protocol's finds none either way. */
+static void copy_str(char *dst, size_t size, const char *src)
+{
+	snprintf(dst, size, "%.*s", (int)size - 1, src);
+}
+
+/* A path already listed gets the new protocol; 0, or -1 when full. */
+static int add_path(struct cfg *c, const char *path, const char *proto)
 {
 	for (size_t i = 0; i < c->npaths; i++) {
 		if (strcmp(c->paths[i].path, path) == 0) {
-			snprintf(c->paths[i].protocol, sizeof(c->paths[i].protocol), "%s", proto);
-			return;
+			copy_str(c->paths[i].protocol, sizeof(c->paths[i].protocol), proto);
+			return 0;
 		}
 	}
-	if (c->npaths < CFG_MAX_PATHS) {
-		snprintf(c->paths[c->npaths].path, sizeof(c->paths[0].path), "%s", path);
-		snprintf(c->paths[c->npaths].protocol, sizeof(c->paths[0].protocol), "%s", proto);
-		c->npaths++;
-	}
-}
-
-void cfg_defaults(struct cfg *c)
-{
-	memset(c, 0, sizeof(*c));
-	strcpy(c->db_path, "wsbroker.db");
-	c->log_level = LOGL_INFO;
-	static const struct cfg_listener defs[] = {
-		{"127.0.0.1", 8080, LISTEN_AUTO},
-		{"127.0.0.1", 1883, LISTEN_MQTT},
-		{"127.0.0.1", 61613, LISTEN_STOMP},
-	};
-	memcpy(c->listeners, defs, sizeof(defs));
-	c->nlisteners = 3;
-	add_path(c, "/mqtt", "mqtt");
-	add_path(c, "/stomp", "stomp");
-	c->max_connections = 100000;
-	c->http_max_header = 8192;
-	c->handshake_timeout_ms = 10000;
-	c->ws_max_message = 1048576;
-	c->ws_ping_interval_ms = 30000;
-	c->ws_pong_timeout_ms = 10000;
-	c->close_timeout_ms = 5000;
-	c->shutdown_timeout_ms = 5000;
-	c->out_high_water = 1048576;
-	c->out_hard_limit = 16u * 1048576;
-	c->allow_anonymous = true;
-	c->stomp_max_headers = 64;
-	c->stomp_max_header_size = 8192;
-	c->stomp_max_body = 1048576;
-	c->stomp_heartbeat_ms = 10000;
-	c->stomp_heartbeat_grace = 2.0;
-	c->stomp_max_subscriptions = 1000;
-	c->stomp_max_unacked = 1000;
-	c->queue_max_messages = 100000;
-	c->stomp_max_transactions = 16;
-	c->stomp_max_tx_frames = 10000;
-	c->mqtt_max_packet = 1048576;
-	c->mqtt_max_inflight = 20;
-	c->mqtt_max_queued = 1000;
-	c->mqtt_max_subscriptions = 1000;
-	c->mqtt_max_keepalive = 0;
-	c->mqtt_max_retained = 100000;
-	c->mqtt_session_expiry = 0;
-	c->mqtt_max_sessions = 100000;
+	if (c->npaths >= CFG_MAX_PATHS)
+		return -1;
+	copy_str(c->paths[c->npaths].path, sizeof(c->paths[0].path), path);
+	copy_str(c->paths[c->npaths].protocol, sizeof(c->paths[0].protocol), proto);
+	c->npaths++;
+	return 0;
 }
 
 static const char *const kind_names[] = {"auto", "ws", "mqtt", "stomp"};
@@ -223,6 +237,84 @@ static int parse_number(const char *v, double *out, int allow_suffix)
 	return 0;
 }
 
+/* Index of value in a ", " separated list of choices, or -1. */
+static int choice_index(const char *form, const char *value)
+{
+	size_t vlen = strlen(value);
+	int i = 0;
+	for (const char *p = form; *p; i++) {
+		size_t n = strcspn(p, ",");
+		if (n == vlen && strncmp(p, value, n) == 0)
+			return i;
+		p += n;
+		p += strspn(p, ", ");
+	}
+	return -1;
+}
+
+/* A bound as a reader writes it: sizes in the largest unit that divides
+ * them exactly (the suffixes the parser accepts), a double with its point. */
+static void format_number(const struct cfg_key *k, double v, char *buf, size_t len)
+{
+	static const struct {
+		double mul;
+		const char *unit;
+	} units[] = {{1073741824.0, "GiB"}, {1048576.0, "MiB"}, {1024.0, "KiB"}};
+	if (k->type == CFG_T_DOUBLE) {
+		snprintf(buf, len, v == (double)(long long)v ? "%.1f" : "%g", v);
+		return;
+	}
+	if (k->type == CFG_T_SIZE) {
+		for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+			if (v >= units[i].mul && v / units[i].mul == (double)(uint64_t)(v / units[i].mul)) {
+				snprintf(buf, len, "%.0f%s", v / units[i].mul, units[i].unit);
+				return;
+			}
+		}
+	}
+	snprintf(buf, len, "%.0f", v);
+}
+
+const char *cfg_key_default_text(const struct cfg_key *k)
+{
+	return k->def[0] ? k->def : "none";
+}
+
+void cfg_key_range_text(const struct cfg_key *k, char *buf, size_t len)
+{
+	char lo[32], hi[32];
+	switch (k->type) {
+	case CFG_T_SIZE:
+	case CFG_T_U32:
+	case CFG_T_DOUBLE:
+		format_number(k, k->min, lo, sizeof(lo));
+		format_number(k, k->max, hi, sizeof(hi));
+		snprintf(buf, len, "%s to %s", lo, hi);
+		return;
+	case CFG_T_STR:
+		snprintf(buf, len, "%s, at most %zu bytes", k->form, k->len - 1);
+		return;
+	case CFG_T_LISTENER:
+	case CFG_T_PATH:
+	case CFG_T_ORIGIN:
+		snprintf(buf, len, "%s, at most %.0f", k->form, k->max);
+		return;
+	case CFG_T_BOOL:
+	case CFG_T_CHOICE:
+	case CFG_T_LEVEL:
+		snprintf(buf, len, "%s", k->form);
+		return;
+	}
+	snprintf(buf, len, "?");
+}
+
+static int out_of_range(const struct cfg_key *k, const char *value, char *err, size_t errlen)
+{
+	char range[64];
+	cfg_key_range_text(k, range, sizeof(range));
+	return errf(err, errlen, "%s: %s is out of range (%s)", k->name, value, range);
+}
+
 static int set_listener(struct cfg *c, const char *value, int origin, char *err, size_t errlen)
 {
 	struct cfg_listener l;
@@ -238,71 +330,69 @@ static int set_listener(struct cfg *c, const char *value, int origin, char *err,
 	return 0;
 }
 
-static int set_typed(struct cfg *c, const struct opt *o, const char *value, int origin,
+static int set_typed(struct cfg *c, const struct cfg_key *o, const char *value, int origin,
 		     char *err, size_t errlen)
 {
 	char *field = (char *)c + o->off;
 	double d;
 	switch (o->type) {
-	case T_STR:
+	case CFG_T_STR:
 		if (strlen(value) >= o->len)
-			return errf(err, errlen, "%s: value too long", o->key);
+			return errf(err, errlen, "%s: value too long (at most %zu bytes)", o->name, o->len - 1);
 		strcpy(field, value);
 		return 0;
-	case T_SIZE:
-	case T_U32:
-		if (parse_number(value, &d, o->type == T_SIZE) < 0 || d != (double)(uint64_t)d)
-			return errf(err, errlen, "%s: '%s' is not a whole number", o->key, value);
+	case CFG_T_SIZE:
+	case CFG_T_U32:
+		if (parse_number(value, &d, o->type == CFG_T_SIZE) < 0 || d != (double)(uint64_t)d)
+			return errf(err, errlen, "%s: '%s' is not a whole number", o->name, value);
 		if (d < o->min || d > o->max)
-			return errf(err, errlen, "%s: %s is out of range (%.0f to %.0f)", o->key, value, o->min, o->max);
-		if (o->type == T_SIZE)
+			return out_of_range(o, value, err, errlen);
+		if (o->type == CFG_T_SIZE)
 			*(size_t *)field = (size_t)d;
 		else
 			*(uint32_t *)field = (uint32_t)d;
 		return 0;
-	case T_DOUBLE:
+	case CFG_T_DOUBLE:
 		if (parse_number(value, &d, 0) < 0)
-			return errf(err, errlen, "%s: '%s' is not a number", o->key, value);
+			return errf(err, errlen, "%s: '%s' is not a number", o->name, value);
 		if (d < o->min || d > o->max)
-			return errf(err, errlen, "%s: %s is out of range (%g to %g)", o->key, value, o->min, o->max);
+			return out_of_range(o, value, err, errlen);
 		*(double *)field = d;
 		return 0;
-	case T_BOOL:
+	case CFG_T_BOOL:
 		if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "on") || !strcmp(value, "1"))
 			*(bool *)field = true;
 		else if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "off") || !strcmp(value, "0"))
 			*(bool *)field = false;
 		else
-			return errf(err, errlen, "%s: '%s' is not true or false", o->key, value);
+			return errf(err, errlen, "%s: '%s' is not true or false", o->name, value);
 		return 0;
-	case T_LEVEL: {
+	case CFG_T_LEVEL: {
 		enum log_level lvl;
 		if (log_parse_level(value, &lvl) < 0)
-			return errf(err, errlen, "%s: '%s' is not one of error, warn, info, debug", o->key, value);
-		c->log_level = (int)lvl;
+			return errf(err, errlen, "%s: '%s' is not one of %s", o->name, value, o->form);
+		*(int *)field = (int)lvl;
 		return 0;
 	}
-	case T_SYNC:
-		if (!strcmp(value, "full"))
-			c->sync = CFG_SYNC_FULL;
-		else if (!strcmp(value, "normal"))
-			c->sync = CFG_SYNC_NORMAL;
-		else if (!strcmp(value, "off"))
-			c->sync = CFG_SYNC_OFF;
-		else
-			return errf(err, errlen, "sync: '%s' is not one of full, normal, off", value);
+	case CFG_T_CHOICE: {
+		int i = choice_index(o->form, value);
+		if (i < 0)
+			return errf(err, errlen, "%s: '%s' is not one of %s", o->name, value, o->form);
+		*(int *)field = i;
 		return 0;
-	case T_LISTENER:
+	}
+	case CFG_T_LISTENER:
 		return set_listener(c, value, origin, err, errlen);
-	case T_PATH: {
+	case CFG_T_PATH: {
 		char path[128], proto[32];
 		int n = 0;
 		if (sscanf(value, "%127s %31s %n", path, proto, &n) != 2 || value[n] || path[0] != '/')
 			return errf(err, errlen, "path: expected '/PATH PROTOCOL', got '%s'", value);
-		add_path(c, path, proto);
+		if (add_path(c, path, proto) < 0)
+			return errf(err, errlen, "path: at most %d paths", CFG_MAX_PATHS);
 		return 0;
 	}
-	case T_ORIGIN:
+	case CFG_T_ORIGIN:
 		if (c->norigins >= CFG_MAX_ORIGINS)
 			return errf(err, errlen, "origin: at most %d origins", CFG_MAX_ORIGINS);
 		if (strlen(value) >= sizeof(c->origins[0]))
@@ -310,16 +400,104 @@ static int set_typed(struct cfg *c, const struct opt *o, const char *value, int 
 		strcpy(c->origins[c->norigins++], value);
 		return 0;
 	}
-	return errf(err, errlen, "%s: internal error", o->key);
+	return errf(err, errlen, "%s: internal error", o->name);
 }
 
 static int cfg_set_from(struct cfg *c, const char *key, const char *value, int origin,
 			char *err, size_t errlen)
 {
-	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
-		if (strcmp(opts[i].key, key) == 0)
-			return set_typed(c, &opts[i], value, origin, err, errlen);
-	return errf(err, errlen, "unknown option '%s'", key);
+	const struct cfg_key *k = cfg_key_find(key);
+	if (!k)
+		return errf(err, errlen, "unknown option '%s'", key);
+	return set_typed(c, k, value, origin, err, errlen);
+}
+
+void cfg_defaults(struct cfg *c)
+{
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < NKEYS; i++) {
+		char buf[256], err[256];
+		const char *p = keys[i].def;
+		while (*p) { /* repeatable keys list their values separated by ", " */
+			size_t n = strcspn(p, ",");
+			snprintf(buf, sizeof(buf), "%.*s", (int)n, p);
+			/* A default the parser refuses is a bug in the table above;
+			 * test_config catches it on the first run. */
+			if (set_typed(c, &keys[i], buf, 0, err, sizeof(err)) < 0) {
+				fprintf(stderr, "wsbroker: bad built-in default: %s\n", err);
+				abort();
+			}
+			p += n;
+			p += strspn(p, ", ");
+		}
+	}
+}
+
+static bool repeatable(const struct cfg_key *k)
+{
+	return k->type == CFG_T_LISTENER || k->type == CFG_T_PATH || k->type == CFG_T_ORIGIN;
+}
+
+static size_t item_count(const struct cfg_key *k, const struct cfg *c)
+{
+	if (k->type == CFG_T_LISTENER)
+		return c->nlisteners;
+	return k->type == CFG_T_PATH ? c->npaths : c->norigins;
+}
+
+/* Item i of a repeatable key, compared by meaning rather than bytes: a
+ * listener has padding, and a replaced path protocol leaves old bytes
+ * after its NUL. */
+static bool item_equal(const struct cfg_key *k, const struct cfg *a, const struct cfg *b, size_t i)
+{
+	if (k->type == CFG_T_LISTENER)
+		return !strcmp(a->listeners[i].addr, b->listeners[i].addr) &&
+		       a->listeners[i].port == b->listeners[i].port &&
+		       a->listeners[i].kind == b->listeners[i].kind;
+	if (k->type == CFG_T_PATH)
+		return !strcmp(a->paths[i].path, b->paths[i].path) &&
+		       !strcmp(a->paths[i].protocol, b->paths[i].protocol);
+	return !strcmp(a->origins[i], b->origins[i]);
+}
+
+static bool key_equal(const struct cfg_key *k, const struct cfg *a, const struct cfg *b)
+{
+	const char *fa = (const char *)a + k->off, *fb = (const char *)b + k->off;
+	if (repeatable(k)) {
+		size_t n = item_count(k, a);
+		if (n != item_count(k, b))
+			return false;
+		for (size_t i = 0; i < n; i++)
+			if (!item_equal(k, a, b, i))
+				return false;
+		return true;
+	}
+	if (k->type == CFG_T_STR)
+		return strcmp(fa, fb) == 0;
+	return memcmp(fa, fb, k->len) == 0; /* scalars: no padding inside */
+}
+
+size_t cfg_apply_reloadable(struct cfg *dst, const struct cfg *src, char *ignored, size_t len)
+{
+	size_t n = 0, used = 0;
+	if (len)
+		ignored[0] = 0;
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct cfg_key *k = &keys[i];
+		if (key_equal(k, dst, src))
+			continue;
+		/* A repeatable key would need its count copied too; none reloads. */
+		if (k->reload && !repeatable(k)) {
+			memcpy((char *)dst + k->off, (const char *)src + k->off, k->len);
+			continue;
+		}
+		n++;
+		if (used < len) {
+			int w = snprintf(ignored + used, len - used, "%s%s", n > 1 ? ", " : "", k->name);
+			used += w > 0 ? (size_t)w : 0;
+		}
+	}
+	return n;
 }
 
 int cfg_set(struct cfg *c, const char *key, const char *value, char *err, size_t errlen)
@@ -378,24 +556,53 @@ int cfg_load_file(struct cfg *c, const char *path, char *err, size_t errlen)
 	return rc;
 }
 
-const char *cfg_usage(void)
+/* Words of text on lines of at most 78 columns, each indented. */
+static void print_wrapped(FILE *out, const char *text, int indent)
 {
-	return "usage: wsbroker [-c FILE] [--listen [ADDR:]PORT[/KIND]]... [--db PATH]\n"
-	       "                [--log-level error|warn|info|debug] [--port-file PATH]\n"
-	       "                [--set KEY=VALUE]... [--version] [--help]\n"
-	       "\n"
-	       "  -c, --config FILE   read settings from FILE (key value lines, # comments)\n"
-	       "  --listen SPEC       listen on [ADDR:]PORT with KIND auto (default), ws, mqtt\n"
-	       "                      or stomp; repeatable; replaces the default listeners\n"
-	       "  --db PATH           SQLite database file (default ./wsbroker.db)\n"
-	       "  --log-level LEVEL   error, warn, info (default) or debug\n"
-	       "  --port-file PATH    write 'KIND ADDRESS:PORT' per listener once bound\n"
-	       "  --set KEY=VALUE     any config-file key, e.g. --set ws_max_message=4M\n"
-	       "  --version           print the version and exit\n"
-	       "  --help              print this help and exit\n"
-	       "\n"
-	       "Defaults: 127.0.0.1:8080 auto, 127.0.0.1:1883 mqtt, 127.0.0.1:61613 stomp.\n"
-	       "Every key is documented in docs/configuration.md.\n";
+	int col = 0;
+	while (*text) {
+		int n = (int)strcspn(text, " ");
+		if (col > indent && col + 1 + n > 78) {
+			fputc('\n', out);
+			col = 0;
+		}
+		if (col == 0)
+			col = fprintf(out, "%*s%.*s", indent, "", n, text);
+		else
+			col += fprintf(out, " %.*s", n, text);
+		text += n;
+		text += strspn(text, " ");
+	}
+	fputc('\n', out);
+}
+
+void cfg_print_usage(FILE *out)
+{
+	fputs("usage: wsbroker [-c FILE] [--listen [ADDR:]PORT[/KIND]]... [--db PATH]\n"
+	      "                [--log-level error|warn|info|debug] [--port-file PATH]\n"
+	      "                [--set KEY=VALUE]... [--version] [--help]\n"
+	      "\n"
+	      "  -c, --config FILE   read settings from FILE (key value lines, # comments)\n"
+	      "  --listen SPEC       the listener key; the first --listen replaces the\n"
+	      "                      listeners of the defaults and of the file\n"
+	      "  --db PATH           the db key\n"
+	      "  --log-level LEVEL   the log_level key\n"
+	      "  --port-file PATH    the port_file key\n"
+	      "  --set KEY=VALUE     any key below, e.g. --set ws_max_message=4M\n"
+	      "  --version           print the version and exit\n"
+	      "  --help              print this help and exit\n"
+	      "\n"
+	      "Keys, for a config file (KEY VALUE) or --set. Sizes take k, M or G (KiB,\n"
+	      "MiB, GiB). SIGHUP reloads the keys marked so; the rest need a restart.\n"
+	      "docs/configuration.md says more about each.\n", out);
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct cfg_key *k = &keys[i];
+		char range[160];
+		cfg_key_range_text(k, range, sizeof(range));
+		fprintf(out, "\n  %s%s\n", k->name, k->reload ? "  (SIGHUP reloads it)" : "");
+		fprintf(out, "      default: %s\n      range: %s\n", cfg_key_default_text(k), range);
+		print_wrapped(out, k->doc, 6);
+	}
 }
 
 /* Options that take a value: the long name, its config key (NULL: special). */
@@ -432,7 +639,7 @@ int cfg_parse_args(struct cfg *c, int argc, char **argv, char *err, size_t errle
 			const char *arg = argv[i];
 			if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
 				if (pass == 1) {
-					fputs(cfg_usage(), stdout);
+					cfg_print_usage(stdout);
 					return 1;
 				}
 				continue;

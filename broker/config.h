@@ -1,13 +1,16 @@
 /* config: the broker's settings. Defaults, a `key value` config file with
  * '#' comments, and command-line options that override the file. Every
  * client-controlled bound lives here. Errors come back as "file:line: what
- * is wrong" text for the caller to print; nothing here exits or logs.
- * docs/configuration.md documents every key; keep the two in step. */
+ * is wrong" text for the caller to print; nothing here logs. One table
+ * row per key carries its default, bound, reload rule and sentence; a unit
+ * test holds docs/configuration.md to that table. Not here: applying a
+ * setting (each module reads struct cfg). */
 #ifndef WSB_CONFIG_H
 #define WSB_CONFIG_H
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CFG_MAX_LISTENERS 16
 #define CFG_MAX_PATHS 16
@@ -30,10 +33,13 @@ struct cfg_path {
  * risks); same order as enum store_sync. */
 enum cfg_sync { CFG_SYNC_FULL = 0, CFG_SYNC_NORMAL, CFG_SYNC_OFF };
 
+/* The settings. What each key means, its default and its bound are in the
+ * key table in config.c (and, from it, in --help and docs/configuration.md),
+ * not in comments here. */
 struct cfg {
 	char config_file[512];
-	char db_path[512];       /* ":memory:" keeps nothing */
-	int sync;                /* enum cfg_sync, full */
+	char db_path[512];
+	int sync;                /* enum cfg_sync */
 	char port_file[512];
 	int log_level;           /* enum log_level */
 
@@ -47,42 +53,75 @@ struct cfg {
 
 	/* transport */
 	size_t max_connections;
-	size_t http_max_header;        /* bytes of request head, 8 KiB */
-	uint32_t handshake_timeout_ms; /* 10 s */
-	size_t ws_max_message;         /* 1 MiB */
-	uint32_t ws_ping_interval_ms;  /* 30 s, 0 = off */
-	uint32_t ws_pong_timeout_ms;   /* 10 s */
-	uint32_t close_timeout_ms;     /* wait for the peer after a close, 5 s */
-	uint32_t shutdown_timeout_ms;  /* bound on SIGTERM drain, 5 s */
-	size_t out_high_water;         /* soft output limit per client, 1 MiB */
-	size_t out_hard_limit;         /* disconnect past this, 16 MiB */
+	size_t http_max_header;
+	uint32_t handshake_timeout_ms;
+	size_t ws_max_message;
+	uint32_t ws_ping_interval_ms;
+	uint32_t ws_pong_timeout_ms;
+	uint32_t close_timeout_ms;
+	uint32_t shutdown_timeout_ms;
+	size_t out_high_water;
+	size_t out_hard_limit;
 
 	/* auth */
 	bool allow_anonymous;
 	char users_file[512];
 
 	/* STOMP */
-	size_t stomp_max_headers;      /* 64 */
-	size_t stomp_max_header_size;  /* 8 KiB per header line */
-	size_t stomp_max_body;         /* 1 MiB */
-	uint32_t stomp_heartbeat_ms;   /* what the broker offers/asks, 10 s */
-	double stomp_heartbeat_grace;  /* 2.0 */
-	size_t stomp_max_subscriptions;/* per connection, 1000 */
-	size_t stomp_max_unacked;      /* per subscription, 1000 */
-	size_t queue_max_messages;     /* per queue, 100000 */
-	size_t stomp_max_transactions; /* open at once per connection, 16 */
-	size_t stomp_max_tx_frames;    /* SEND/ACK/NACK held by open transactions, 10000 */
+	size_t stomp_max_headers;
+	size_t stomp_max_header_size;
+	size_t stomp_max_body;
+	uint32_t stomp_heartbeat_ms;
+	double stomp_heartbeat_grace;
+	size_t stomp_max_subscriptions;
+	size_t stomp_max_unacked;
+	size_t queue_max_messages;
+	size_t stomp_max_transactions;
+	size_t stomp_max_tx_frames;
 
 	/* MQTT */
-	size_t mqtt_max_packet;        /* 1 MiB */
-	size_t mqtt_max_inflight;      /* 20 */
-	size_t mqtt_max_queued;        /* 1000 per client */
-	size_t mqtt_max_subscriptions; /* per client, 1000 */
-	uint32_t mqtt_max_keepalive;   /* seconds, 0 = no cap */
-	size_t mqtt_max_retained;      /* 100000 */
-	uint32_t mqtt_session_expiry;  /* seconds an absent persistent session is kept, 0 = forever */
-	size_t mqtt_max_sessions;      /* sessions held at once, 100000 */
+	size_t mqtt_max_packet;
+	size_t mqtt_max_inflight;
+	size_t mqtt_max_queued;
+	size_t mqtt_max_subscriptions;
+	uint32_t mqtt_max_keepalive;
+	size_t mqtt_max_retained;
+	uint32_t mqtt_session_expiry;
+	size_t mqtt_max_sessions;
 };
+
+enum cfg_type {
+	CFG_T_STR, CFG_T_SIZE, CFG_T_U32, CFG_T_DOUBLE, CFG_T_BOOL,
+	CFG_T_CHOICE,            /* an int: the value's index in `form` */
+	CFG_T_LEVEL,             /* enum log_level, as log_parse_level reads it */
+	CFG_T_LISTENER, CFG_T_PATH, CFG_T_ORIGIN, /* repeatable */
+};
+
+/* One row per key: the only place a key's default, bound, reload rule and
+ * description are written. */
+struct cfg_key {
+	const char *name;
+	enum cfg_type type;
+	size_t off, len;         /* the field in struct cfg */
+	const char *def;         /* config-file text; repeatable keys separate
+				  * values with ", "; "" = none */
+	double min, max;         /* numbers: the range; repeatable keys: max = how many */
+	const char *form;        /* CHOICE/LEVEL: the allowed values; others: the syntax */
+	bool reload;             /* SIGHUP applies it; the rest wait for a restart */
+	const char *doc;         /* one sentence, opening its row in docs/configuration.md */
+};
+
+size_t cfg_key_count(void);
+const struct cfg_key *cfg_key_at(size_t i);
+const struct cfg_key *cfg_key_find(const char *name);
+/* The default and the bound as --help and docs/configuration.md show them. */
+const char *cfg_key_default_text(const struct cfg_key *k);
+void cfg_key_range_text(const struct cfg_key *k, char *buf, size_t len);
+
+/* SIGHUP: copy into dst every key whose row says reload. Keys that differ
+ * between dst and src but do not reload are named in ignored (", "
+ * separated, truncated to fit); returns how many there are. */
+size_t cfg_apply_reloadable(struct cfg *dst, const struct cfg *src, char *ignored, size_t len);
 
 /* Fill with the built-in defaults (three loopback listeners, /mqtt and
  * /stomp paths, ./wsbroker.db). */
@@ -107,7 +146,7 @@ int cfg_parse_args(struct cfg *c, int argc, char **argv, char *err, size_t errle
 int cfg_parse_listener(const char *spec, struct cfg_listener *out);
 const char *cfg_listener_kind_name(enum listener_kind k);
 
-/* Write docs-style usage text. */
-const char *cfg_usage(void);
+/* --help: the options, then every key with its default, range and sentence. */
+void cfg_print_usage(FILE *out);
 
 #endif

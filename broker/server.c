@@ -19,7 +19,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include "config.h"
 
 struct listener {
 	struct evconnlistener *ev;
@@ -217,11 +216,11 @@ static void reload(struct server *s)
 		log_error(NULL, NULL, "SIGHUP: users not reloaded: %s", err);
 		return;
 	}
-	/* Only what can change at run time is taken; listeners stay. */
-	s->cfg.log_level = next.log_level;
-	log_set_level((enum log_level)next.log_level);
-	s->cfg.allow_anonymous = next.allow_anonymous;
-	memcpy(s->cfg.users_file, next.users_file, sizeof(next.users_file));
+	/* Only the keys whose row says reload are taken; listeners stay. */
+	char ignored[400];
+	if (cfg_apply_reloadable(&s->cfg, &next, ignored, sizeof(ignored)) > 0)
+		log_warn(NULL, NULL, "SIGHUP: changed but ignored until a restart: %s", ignored);
+	log_set_level((enum log_level)s->cfg.log_level);
 	log_info(NULL, NULL, "SIGHUP: configuration reloaded (log level %s)",
 		 log_level_name((enum log_level)next.log_level));
 }

@@ -1,5 +1,6 @@
 /* Config: defaults, file parsing and its error messages, command-line
- * overrides, listener specs. */
+ * overrides, listener specs, the SIGHUP reload rules, --help, and
+ * docs/configuration.md against the key table. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,10 @@
 #include <unistd.h>
 #include "config.h"
 #include "log.h"
+
+#ifndef WSB_DOCS_DIR
+#error "Makefile.am passes WSB_DOCS_DIR, the source tree's docs/"
+#endif
 
 static char tmpfile_path[64];
 
@@ -197,6 +202,252 @@ static void test_sizes_and_limits(void **st)
 	assert_non_null(strstr(err, "full, normal, off"));
 }
 
+static void test_range_errors_name_key_and_range(void **st)
+{
+	struct cfg c;
+	cfg_defaults(&c);
+	char err[256];
+	assert_int_equal(cfg_set(&c, "http_max_header", "10", err, sizeof(err)), -1);
+	assert_string_equal(err, "http_max_header: 10 is out of range (256 to 1MiB)");
+	assert_int_equal(cfg_set(&c, "stomp_heartbeat_grace", "0.5", err, sizeof(err)), -1);
+	assert_string_equal(err, "stomp_heartbeat_grace: 0.5 is out of range (1.0 to 100.0)");
+	assert_int_equal(cfg_set(&c, "mqtt_max_keepalive", "65536", err, sizeof(err)), -1);
+	assert_string_equal(err, "mqtt_max_keepalive: 65536 is out of range (0 to 65535)");
+	for (int i = 0; i < CFG_MAX_PATHS - 2; i++) {
+		char path[32];
+		snprintf(path, sizeof(path), "/p%d echo", i);
+		assert_int_equal(cfg_set(&c, "path", path, err, sizeof(err)), 0);
+	}
+	assert_int_equal(cfg_set(&c, "path", "/one-too-many echo", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "at most 16"));
+}
+
+static void test_reload_takes_only_reloadable_keys(void **st)
+{
+	struct cfg cur, next;
+	char err[256], ignored[256];
+	cfg_defaults(&cur);
+	cfg_defaults(&next);
+	assert_int_equal(cfg_apply_reloadable(&cur, &next, ignored, sizeof(ignored)), 0);
+	assert_string_equal(ignored, "");
+
+	assert_int_equal(cfg_set(&next, "log_level", "debug", err, sizeof(err)), 0);
+	assert_int_equal(cfg_set(&next, "allow_anonymous", "no", err, sizeof(err)), 0);
+	assert_int_equal(cfg_set(&next, "users_file", "/etc/wsb.users", err, sizeof(err)), 0);
+	assert_int_equal(cfg_set(&next, "ws_max_message", "2M", err, sizeof(err)), 0);
+	assert_int_equal(cfg_set(&next, "listener", "0/ws", err, sizeof(err)), 0);
+	assert_int_equal(cfg_set(&next, "path", "/mqtt stomp", err, sizeof(err)), 0);
+	assert_int_equal(cfg_set(&next, "origin", "https://a.example", err, sizeof(err)), 0);
+	assert_int_equal(cfg_apply_reloadable(&cur, &next, ignored, sizeof(ignored)), 4);
+	assert_string_equal(ignored, "listener, path, origin, ws_max_message");
+	assert_int_equal(cur.log_level, LOGL_DEBUG);
+	assert_false(cur.allow_anonymous);
+	assert_string_equal(cur.users_file, "/etc/wsb.users");
+	assert_int_equal(cur.ws_max_message, 1048576);
+	assert_int_equal(cur.nlisteners, 3);
+	assert_int_equal(cur.norigins, 0);
+
+	/* the same settings reached another way are no change */
+	struct cfg again;
+	cfg_defaults(&again);
+	assert_int_equal(cfg_set(&again, "path", "/mqtt stomp", err, sizeof(err)), 0);
+	assert_int_equal(cfg_set(&again, "path", "/mqtt mqtt", err, sizeof(err)), 0);
+	cfg_defaults(&cur);
+	assert_int_equal(cfg_apply_reloadable(&cur, &again, ignored, sizeof(ignored)), 0);
+
+	/* exactly the keys the daemon has always reloaded */
+	size_t nreload = 0;
+	for (size_t i = 0; i < cfg_key_count(); i++)
+		nreload += cfg_key_at(i)->reload;
+	assert_int_equal(nreload, 3);
+}
+
+static void test_help_lists_every_key(void **st)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	assert_non_null(f);
+	cfg_print_usage(f);
+	fclose(f);
+	assert_non_null(strstr(text, "--listen"));
+	for (size_t i = 0; i < cfg_key_count(); i++) {
+		const struct cfg_key *k = cfg_key_at(i);
+		char want[400], range[160];
+		cfg_key_range_text(k, range, sizeof(range));
+		snprintf(want, sizeof(want), "\n  %s%s\n      default: %s\n      range: %s\n", k->name,
+			 k->reload ? "  (SIGHUP reloads it)" : "", cfg_key_default_text(k), range);
+		if (!strstr(text, want))
+			fail_msg("--help lacks %s as:%s", k->name, want);
+	}
+	free(text);
+}
+
+/* ---- docs/configuration.md against the table ----
+ * A key's row there: | `key` | default | range | reload | meaning |, where
+ * backticks are markup, the reload cell is yes or no, and the meaning opens
+ * with the table's sentence. */
+
+struct doc_row {
+	char cell[5][1024];
+};
+
+static void strip_cell(char *dst, size_t size, const char *src, size_t n)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n && o + 1 < size; i++)
+		if (src[i] != '`')
+			dst[o++] = src[i];
+	dst[o] = 0;
+	while (o && dst[o - 1] == ' ')
+		dst[--o] = 0;
+	size_t lead = strspn(dst, " ");
+	memmove(dst, dst + lead, strlen(dst + lead) + 1);
+}
+
+/* Split a line "| a | b | c | d | e |" into rows[0..4]; 0, or -1 if it is
+ * not a key row. */
+static int parse_row(const char *line, struct doc_row *r)
+{
+	if (strncmp(line, "| `", 3) != 0)
+		return -1;
+	const char *p = line + 1;
+	for (int i = 0; i < 5; i++) {
+		const char *bar = strchr(p, '|');
+		if (!bar)
+			return -1;
+		strip_cell(r->cell[i], sizeof(r->cell[i]), p, (size_t)(bar - p));
+		p = bar + 1;
+	}
+	return 0;
+}
+
+static void report(char *out, size_t outlen, int *n, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void report(char *out, size_t outlen, int *n, const char *fmt, ...)
+{
+	size_t used = strlen(out);
+	va_list ap;
+	va_start(ap, fmt);
+	if (used < outlen)
+		vsnprintf(out + used, outlen - used, fmt, ap);
+	va_end(ap);
+	(*n)++;
+}
+
+/* How many ways doc disagrees with the key table; each is described in out. */
+static int doc_mismatches(const char *doc, char *out, size_t outlen)
+{
+	int n = 0;
+	size_t nkeys = cfg_key_count();
+	int *seen = calloc(nkeys, sizeof(*seen));
+	assert_non_null(seen);
+	out[0] = 0;
+	static struct doc_row r;
+	for (const char *line = doc; *line;) {
+		size_t len = strcspn(line, "\n");
+		char buf[4096];
+		snprintf(buf, sizeof(buf), "%.*s", (int)len, line);
+		line += len + (line[len] == '\n');
+		if (parse_row(buf, &r) < 0)
+			continue;
+		const struct cfg_key *k = cfg_key_find(r.cell[0]);
+		if (!k) {
+			report(out, outlen, &n, "doc: %s is not a key\n", r.cell[0]);
+			continue;
+		}
+		seen[k - cfg_key_at(0)]++;
+		char range[160];
+		cfg_key_range_text(k, range, sizeof(range));
+		if (strcmp(r.cell[1], cfg_key_default_text(k)) != 0)
+			report(out, outlen, &n, "%s: doc default '%s', table '%s'\n", k->name, r.cell[1],
+			       cfg_key_default_text(k));
+		if (strcmp(r.cell[2], range) != 0)
+			report(out, outlen, &n, "%s: doc range '%s', table '%s'\n", k->name, r.cell[2], range);
+		if (strcmp(r.cell[3], k->reload ? "yes" : "no") != 0)
+			report(out, outlen, &n, "%s: doc reload '%s', table '%s'\n", k->name, r.cell[3],
+			       k->reload ? "yes" : "no");
+		if (strncmp(r.cell[4], k->doc, strlen(k->doc)) != 0)
+			report(out, outlen, &n, "%s: doc meaning '%s' does not open with '%s'\n", k->name,
+			       r.cell[4], k->doc);
+	}
+	for (size_t i = 0; i < nkeys; i++)
+		if (seen[i] != 1)
+			report(out, outlen, &n, "%s: %s rows in the doc, want 1\n", cfg_key_at(i)->name,
+			       seen[i] ? "several" : "no");
+	free(seen);
+	return n;
+}
+
+static char *read_doc(void)
+{
+	const char *path = WSB_DOCS_DIR "/configuration.md";
+	FILE *f = fopen(path, "r");
+	if (!f)
+		fail_msg("cannot open %s", path);
+	char *text = calloc(1, 1 << 20);
+	assert_non_null(text);
+	size_t n = fread(text, 1, (1 << 20) - 1, f);
+	fclose(f);
+	assert_true(n > 0 && n < (1 << 20) - 1);
+	return text;
+}
+
+static void test_doc_matches_table(void **st)
+{
+	char *doc = read_doc();
+	static char out[16384];
+	if (doc_mismatches(doc, out, sizeof(out)) != 0)
+		fail_msg("docs/configuration.md and broker/config.c disagree:\n%s", out);
+	free(doc);
+}
+
+/* The comparison itself notices each kind of disagreement. */
+static void test_doc_check_catches_drift(void **st)
+{
+	char *doc = read_doc();
+	static char out[16384];
+	size_t len = strlen(doc);
+	char *copy = malloc(len + 200);
+	assert_non_null(copy);
+
+	/* a changed default */
+	strcpy(copy, doc);
+	char *p = strstr(copy, "| `mqtt_max_inflight` | 20 |");
+	assert_non_null(p);
+	memcpy(p + strlen("| `mqtt_max_inflight` | "), "21", 2);
+	assert_int_equal(doc_mismatches(copy, out, sizeof(out)), 1);
+	assert_non_null(strstr(out, "mqtt_max_inflight: doc default '21'"));
+
+	/* a changed bound */
+	strcpy(copy, doc);
+	p = strstr(copy, "| 1 to 65535 |");
+	assert_non_null(p);
+	p[8] = '7'; /* 65535 -> 67535 */
+	assert_int_equal(doc_mismatches(copy, out, sizeof(out)), 1);
+	assert_non_null(strstr(out, "doc range '1 to 67535'"));
+
+	/* a row missing, and a key the table lacks */
+	strcpy(copy, doc);
+	p = strstr(copy, "| `mqtt_max_retained` |");
+	assert_non_null(p);
+	memcpy(p + 3, "mqtt_max_retainer", 17);
+	assert_int_equal(doc_mismatches(copy, out, sizeof(out)), 2);
+	assert_non_null(strstr(out, "doc: mqtt_max_retainer is not a key"));
+	assert_non_null(strstr(out, "mqtt_max_retained: no rows"));
+
+	/* reload says otherwise */
+	strcpy(copy, doc);
+	p = strstr(copy, "| `log_level` |");
+	assert_non_null(p);
+	p = strstr(p, "| yes |");
+	assert_non_null(p);
+	memcpy(p + 2, "no ", 3);
+	assert_int_equal(doc_mismatches(copy, out, sizeof(out)), 1);
+	free(copy);
+	free(doc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -207,6 +458,11 @@ int main(void)
 		cmocka_unit_test(test_args_override_file),
 		cmocka_unit_test(test_args_errors),
 		cmocka_unit_test(test_sizes_and_limits),
+		cmocka_unit_test(test_range_errors_name_key_and_range),
+		cmocka_unit_test(test_reload_takes_only_reloadable_keys),
+		cmocka_unit_test(test_help_lists_every_key),
+		cmocka_unit_test(test_doc_matches_table),
+		cmocka_unit_test(test_doc_check_catches_drift),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
