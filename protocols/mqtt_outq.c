@@ -377,32 +377,28 @@ void mqtt_outq_resume(struct mqtt_sess *s)
 }
 
 /* ---- acknowledgements ----
- * Each one reads top to bottom: find the message, change what the store
- * holds for it, then memory, then let the queue move up. */
+ * Each reads top to bottom: find the message, change what the store holds
+ * for it, then memory, then let the queue move up. */
 
-/* The message whose acknowledgement this is, if it waits for one. */
-static struct mqtt_out *acked(struct mqtt_sess *s, uint16_t id, uint8_t state,
-			      const char *what, size_t *idx)
-{
-	struct mqtt_out *o = find_inflight(&s->out, id, idx);
-
-	if (o && o->state == state)
-		return o;
-	log_debug(conn_peer(s->conn), s->client_id, "%s for unknown id %u", what, id);
-	return NULL;
-}
-
-/* QoS 1 done: the client has the message. */
-void mqtt_outq_on_puback(struct mqtt_sess *s, uint16_t id)
+/* The last acknowledgement of a message in flight (PUBACK for QoS 1,
+ * PUBCOMP for QoS 2): its row goes, its slot and packet id are free. */
+static void finish(struct mqtt_sess *s, uint16_t id, uint8_t state, const char *what)
 {
 	size_t i;
-	struct mqtt_out *o = acked(s, id, MQTT_OUT_WAIT_ACK, "PUBACK", &i);
+	struct mqtt_out *o = find_inflight(&s->out, id, &i);
 
-	if (!o)
+	if (!o || o->state != state) {
+		log_debug(conn_peer(s->conn), s->client_id, "%s for unknown id %u", what, id);
 		return;
+	}
 	mqtt_persist_msg_done(s, o);
 	inflight_remove(&s->out, i);
 	drain(s);
+}
+
+void mqtt_outq_on_puback(struct mqtt_sess *s, uint16_t id)
+{
+	finish(s, id, MQTT_OUT_WAIT_ACK, "PUBACK");
 }
 
 /* QoS 2 half-way: the payload is no longer needed once the client has it;
@@ -422,17 +418,9 @@ void mqtt_outq_on_pubrec(struct mqtt_sess *s, uint16_t id)
 	send_pubrel(s, id);
 }
 
-/* QoS 2 done: the id is free again. */
 void mqtt_outq_on_pubcomp(struct mqtt_sess *s, uint16_t id)
 {
-	size_t i;
-	struct mqtt_out *o = acked(s, id, MQTT_OUT_WAIT_COMP, "PUBCOMP", &i);
-
-	if (!o)
-		return;
-	mqtt_persist_msg_done(s, o);
-	inflight_remove(&s->out, i);
-	drain(s);
+	finish(s, id, MQTT_OUT_WAIT_COMP, "PUBCOMP");
 }
 
 /* ---- start-up ---- */
