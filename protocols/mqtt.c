@@ -14,6 +14,7 @@
 #include "mqtt.h"
 #include "mqtt_codec.h"
 #include "mqtt_session.h"
+#include "mqtt_store.h"
 #include "route/router.h"
 #include "store.h"
 
@@ -30,8 +31,7 @@
 
 struct mqtt_conn {
 	struct conn *c;
-	struct router *router;
-	const struct cfg *cfg;
+	struct mqtt_broker *b;       /* the protocol instance (env->state) */
 	struct mqtt_sess *sess;      /* NULL before CONNECT and after takeover */
 	uint8_t level;               /* 0 until CONNECT */
 	bool connected;
@@ -44,7 +44,6 @@ struct mqtt_conn {
 	bool will_retain;
 	uint8_t *buf;                /* a packet split across reads */
 	size_t len, cap;
-	struct store *st;
 	/* Acknowledgements waiting for a commit, oldest first; every later
 	 * one waits behind them so that acks keep publish order. */
 	struct mqtt_waiter *wait_head, *wait_tail;
@@ -112,7 +111,7 @@ static void waiter_done(void *arg, enum store_status st)
  * earlier packets' writes. */
 static int reply(struct mqtt_conn *mc, uint8_t type, uint16_t id, uint64_t since)
 {
-	bool wrote = store_submitted(mc->st) != since;
+	bool wrote = store_submitted(mc->b->store) != since;
 	struct mqtt_waiter *w;
 
 	if (!wrote && !mc->wait_head) {
@@ -123,7 +122,7 @@ static int reply(struct mqtt_conn *mc, uint8_t type, uint16_t id, uint64_t since
 	if (!w)
 		return fail(mc, WS_NORMAL, "out of memory");
 	*w = (struct mqtt_waiter){.mc = mc, .type = type, .id = id, .wrote = wrote};
-	if (store_barrier(mc->st, since, waiter_done, w) < 0) {
+	if (store_barrier(mc->b->store, since, waiter_done, w) < 0) {
 		free(w);
 		return fail(mc, WS_NORMAL, "out of memory");
 	}
@@ -167,16 +166,17 @@ static void retain(struct mqtt_conn *mc, struct message *m)
 {
 	bool held = false;
 
-	if (m->payload_len && router_retained_count(mc->router) >= mc->cfg->mqtt_max_retained) {
-		router_retained_foreach(mc->router, m->topic, m->topic_len, note_retained, &held);
+	if (m->payload_len &&
+	    router_retained_count(mc->b->router) >= mc->b->cfg->mqtt_max_retained) {
+		router_retained_foreach(mc->b->router, m->topic, m->topic_len, note_retained, &held);
 		if (!held) {
 			log_warn(conn_peer(mc->c), conn_client_id(mc->c),
 				 "mqtt: retained store full, '%s' not retained", m->topic);
 			return;
 		}
 	}
-	router_retain(mc->router, m);
-	mqtt_persist_retained(m);
+	router_retain(mc->b->router, m);
+	mqtt_persist_retained(mc->b, m);
 }
 
 /* A client PUBLISH or a will, into the router. $SYS belongs to the broker:
@@ -190,7 +190,7 @@ static void route(struct mqtt_conn *mc, struct message *m)
 	}
 	if (m->retain)
 		retain(mc, m);
-	router_publish(mc->router, m);
+	router_publish(mc->b->router, m);
 }
 
 static void publish_will(struct mqtt_conn *mc)
@@ -208,15 +208,13 @@ static void publish_will(struct mqtt_conn *mc)
 /* ---- CONNECT ---- */
 
 /* Client ids of our own making (empty id with clean session). */
-static void generate_id(char *out, size_t cap)
+static void generate_id(struct mqtt_broker *b, char *out, size_t cap)
 {
-	static uint64_t counter;
-
 	do {
-		counter++;
+		b->generated_ids++;
 		snprintf(out, cap, "wsb-%llx-%llx", (unsigned long long)clock_wall_ms(),
-			 (unsigned long long)counter);
-	} while (mqtt_sess_find(out));
+			 (unsigned long long)b->generated_ids);
+	} while (mqtt_sess_find(b, out));
 }
 
 static char *str_dup(struct mqtt_str s)
@@ -276,8 +274,8 @@ static struct mqtt_sess *claim_session(struct mqtt_conn *mc, const char *id, boo
 {
 	struct mqtt_sess *s;
 
-	mqtt_sess_expire();
-	s = mqtt_sess_find(id);
+	mqtt_sess_expire(mc->b);
+	s = mqtt_sess_find(mc->b, id);
 	if (s && s->owner)
 		take_over(s->owner);
 	/* MQTT-3.1.2-6: a clean start discards the old session; a clean
@@ -287,13 +285,13 @@ static struct mqtt_sess *claim_session(struct mqtt_conn *mc, const char *id, boo
 		s = NULL;
 	}
 	*present = s != NULL;
-	return s ? s : mqtt_sess_new(id, clean, mc->router, mc->cfg);
+	return s ? s : mqtt_sess_new(mc->b, id, clean);
 }
 
 static int handle_connect(struct mqtt_conn *mc, const struct mqtt_packet *pk)
 {
 	const struct mqtt_connect *c = &pk->u.connect;
-	uint32_t max_ka = mc->cfg->mqtt_max_keepalive;
+	uint32_t max_ka = mc->b->cfg->mqtt_max_keepalive;
 	char gen[64], *id;
 	bool present;
 
@@ -302,7 +300,7 @@ static int handle_connect(struct mqtt_conn *mc, const struct mqtt_packet *pk)
 		/* MQTT-3.1.3-7/-8; 3.1 needs 1 to 23 characters. */
 		if (!c->clean || c->level == MQTT_LEVEL_31)
 			return refuse(mc, MQTT_CONNACK_ID_REJECTED, "empty client id");
-		generate_id(gen, sizeof(gen));
+		generate_id(mc->b, gen, sizeof(gen));
 	} else if (c->level == MQTT_LEVEL_31 && c->client_id.len > 23) {
 		return refuse(mc, MQTT_CONNACK_ID_REJECTED, "client id over 23 bytes (3.1)");
 	}
@@ -317,8 +315,9 @@ static int handle_connect(struct mqtt_conn *mc, const struct mqtt_packet *pk)
 		return refuse(mc, MQTT_CONNACK_UNAVAILABLE, "out of memory");
 	}
 	conn_set_client_id(mc->c, id);
-	mqtt_sess_expire();
-	if (!mqtt_sess_find(id) && mqtt_sess_count() >= mc->cfg->mqtt_max_sessions) {
+	mqtt_sess_expire(mc->b);
+	if (!mqtt_sess_find(mc->b, id) &&
+	    mqtt_sess_count(mc->b) >= mc->b->cfg->mqtt_max_sessions) {
 		free(id);
 		return refuse(mc, MQTT_CONNACK_UNAVAILABLE, "mqtt_max_sessions reached");
 	}
@@ -349,7 +348,7 @@ static int handle_connect(struct mqtt_conn *mc, const struct mqtt_packet *pk)
 static int handle_publish(struct mqtt_conn *mc, const struct mqtt_packet *pk)
 {
 	const struct mqtt_publish *p = &pk->u.publish;
-	uint64_t before = store_submitted(mc->st);
+	uint64_t before = store_submitted(mc->b->store);
 	struct message *m;
 
 	/* MQTT-4.3.3-2: the first copy is delivered, later ones before PUBREL
@@ -397,7 +396,7 @@ static int handle_subscribe(struct mqtt_conn *mc, const struct mqtt_packet *pk)
 		free(codes);
 		return fail(mc, WS_PROTOCOL, "invalid topic filter");
 	}
-	out = mqtt_scratch(n + MQTT_MAX_FIXED_HEADER + 2);
+	out = mqtt_scratch_get(&mc->b->scratch, n + MQTT_MAX_FIXED_HEADER + 2);
 	len = out ? mqtt_encode_suback(out, n + MQTT_MAX_FIXED_HEADER + 2, out_level(mc), pk->id,
 				       codes, n) : 0;
 	if (len)
@@ -449,17 +448,17 @@ static int handle(struct mqtt_conn *mc, const struct mqtt_packet *pk)
 	case MQTT_PUBLISH:
 		return handle_publish(mc, pk);
 	case MQTT_PUBACK:
-		mqtt_sess_on_puback(mc->sess, pk->id);
+		mqtt_outq_on_puback(mc->sess, pk->id);
 		return 0;
 	case MQTT_PUBREC:
-		mqtt_sess_on_pubrec(mc->sess, pk->id);
+		mqtt_outq_on_pubrec(mc->sess, pk->id);
 		return 0;
 	case MQTT_PUBREL:
 		/* The release is a delete nobody waits for: not "wrote". */
 		mqtt_sess_qos2_release(mc->sess, pk->id);
-		return reply(mc, MQTT_PUBCOMP, pk->id, store_submitted(mc->st));
+		return reply(mc, MQTT_PUBCOMP, pk->id, store_submitted(mc->b->store));
 	case MQTT_PUBCOMP:
-		mqtt_sess_on_pubcomp(mc->sess, pk->id);
+		mqtt_outq_on_pubcomp(mc->sess, pk->id);
 		return 0;
 	case MQTT_SUBSCRIBE:
 		return handle_subscribe(mc, pk);
@@ -564,7 +563,7 @@ static int mqtt_input(void *sp, const uint8_t *p, size_t n)
 	mc->last_rx_ms = clock_now_ms();
 	while (!mc->closed && !conn_closing(mc->c)) {
 		o.level = mc->level;
-		o.max_packet = mc->cfg->mqtt_max_packet;
+		o.max_packet = mc->b->cfg->mqtt_max_packet;
 		if (mc->len) {
 			if ((r = fill_buffered(mc, &o, &p, &n)) <= 0)
 				return r;
@@ -596,16 +595,13 @@ static void *mqtt_open(struct conn *c, const struct proto_env *env, const char *
 	if (!mc)
 		return NULL;
 	mc->c = c;
-	mc->router = env->router;
-	mc->cfg = env->cfg;
-	mc->st = env->store;
-	mqtt_sess_set_store(env->store);
+	mc->b = env->state;
 	/* Absent sessions past their expiry go whenever anyone connects, not
 	 * only when their own client id comes back (the check is O(expired)). */
-	mqtt_sess_expire();
+	mqtt_sess_expire(mc->b);
 	mc->last_rx_ms = clock_now_ms();
 	/* MQTT-3.1.4: a connection that never sends CONNECT is closed. */
-	conn_timer(c, env->cfg->handshake_timeout_ms);
+	conn_timer(c, mc->b->cfg->handshake_timeout_ms);
 	return mc;
 }
 
@@ -659,14 +655,19 @@ static void mqtt_close(void *sp, enum proto_close_reason why)
 	free(mc);
 }
 
+static void *mqtt_init(const struct proto_env *env)
+{
+	return mqtt_broker_new(env);
+}
+
 static void mqtt_teardown(const struct proto_env *env)
 {
-	mqtt_sess_free_all();
+	mqtt_broker_free(env->state);
 }
 
 static void mqtt_housekeeping(const struct proto_env *env)
 {
-	mqtt_sess_expire();
+	mqtt_sess_expire(env->state);
 }
 
 /* First bytes of a raw TCP stream: a CONNECT (0x10), a plausible remaining
@@ -712,6 +713,7 @@ const struct protocol mqtt_protocol = {
 	.ws_binary_only = true,
 	.ws_binary_out = true,
 	.sniff = mqtt_sniff,
+	.init = mqtt_init,
 	.open = mqtt_open,
 	.input = mqtt_input,
 	.tick = mqtt_tick,

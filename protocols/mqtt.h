@@ -19,6 +19,7 @@ struct mqtt_stats {
 	size_t queued;           /* messages waiting in queues */
 	size_t inflight;         /* QoS 1/2 messages sent and not yet acknowledged */
 };
-void mqtt_get_stats(struct mqtt_stats *out);
+/* env: the one mqtt_protocol's init was given (its state is read). */
+void mqtt_get_stats(const struct proto_env *env, struct mqtt_stats *out);
 
 #endif

@@ -15,17 +15,21 @@
 #include "log.h"
 #include "route/message.h"
 #include "mqtt_session.h"
+#include "mqtt_store.h"
 #include "protocol.h"
 #include "route/router.h"
 #include "store.h"
 
 /* Loading replays state through the session code, which must not write
- * it back. */
-static bool restoring;
+ * it back (b->restoring). */
+static struct store *store_of(const struct mqtt_broker *b)
+{
+	return b->restoring ? NULL : b->store;
+}
 
 static struct store *st_of(const struct mqtt_sess *s)
 {
-	return s->persist && !restoring ? mqtt_sess_get_store() : NULL;
+	return s->persist ? store_of(s->b) : NULL;
 }
 
 void mqtt_persist_session(const struct mqtt_sess *s)
@@ -37,7 +41,7 @@ void mqtt_persist_session(const struct mqtt_sess *s)
 	struct store_session row = {
 		.client_id = s->client_id,
 		.proto_level = s->level,
-		.expiry_s = s->cfg->mqtt_session_expiry,
+		.expiry_s = s->b->cfg->mqtt_session_expiry,
 		.updated_ms = clock_wall_ms(),
 	};
 	store_session_put(st, &row, NULL, NULL);
@@ -129,9 +133,9 @@ void mqtt_persist_qos2(const struct mqtt_sess *s, uint16_t id, bool held)
 		store_session_qos2_del(st, s->client_id, id, NULL, NULL);
 }
 
-void mqtt_persist_retained(const struct message *m)
+void mqtt_persist_retained(const struct mqtt_broker *b, const struct message *m)
 {
-	struct store *st = restoring ? NULL : mqtt_sess_get_store();
+	struct store *st = store_of(b);
 
 	if (!st)
 		return;
@@ -152,7 +156,7 @@ void mqtt_persist_retained(const struct message *m)
 /* ---- start-up ---- */
 
 struct restore_ctx {
-	const struct proto_env *env;
+	struct mqtt_broker *b;
 	uint64_t wall_now, mono_now;
 	size_t retained, sessions, expired, msgs;
 };
@@ -170,7 +174,7 @@ static int load_retained(void *arg, const struct store_retained *r)
 	m->qos = r->qos;
 	m->retain = true;
 	m->expiry_ms = r->expiry_ms;
-	router_retain(x->env->router, m);
+	router_retain(x->b->router, m);
 	message_unref(m);
 	x->retained++;
 	return 0;
@@ -186,13 +190,13 @@ static int load_session(void *arg, const struct store_session *ss)
 		gone = x->wall_now > ss->updated_ms ? x->wall_now - ss->updated_ms : 0;
 		if (gone >= expiry_ms) {
 			/* Expired while the broker was down. */
-			store_session_del(x->env->store, ss->client_id, NULL, NULL);
+			store_session_del(x->b->store, ss->client_id, NULL, NULL);
 			x->expired++;
 			return 0;
 		}
 		expiry_ms -= gone;
 	}
-	s = mqtt_sess_new(ss->client_id, false, x->env->router, x->env->cfg);
+	s = mqtt_sess_new(x->b, ss->client_id, false);
 	if (!s)
 		return 1;
 	s->level = ss->proto_level == 3 ? 3 : 4;
@@ -203,9 +207,9 @@ static int load_session(void *arg, const struct store_session *ss)
 
 static int load_sub(void *arg, const char *client_id, const char *filter, uint8_t options)
 {
-	struct mqtt_sess *s = mqtt_sess_find(client_id);
+	struct restore_ctx *x = arg;
+	struct mqtt_sess *s = mqtt_sess_find(x->b, client_id);
 
-	(void)arg;
 	if (s && mqtt_sess_subscribe(s, (const uint8_t *)filter, strlen(filter),
 				     options & 3) > 2)
 		log_warn(NULL, client_id, "mqtt: stored subscription '%s' could not be restored",
@@ -225,7 +229,7 @@ static enum mqtt_out_state out_state(const struct store_msg *m)
 static int load_msg(void *arg, const struct store_msg *sm)
 {
 	struct restore_ctx *x = arg;
-	struct mqtt_sess *s = mqtt_sess_find(sm->client_id);
+	struct mqtt_sess *s = mqtt_sess_find(x->b, sm->client_id);
 	struct mqtt_out o = {.qos = sm->qos, .retain = sm->retain, .id = sm->packet_id,
 			     .store_seq = sm->seq};
 
@@ -238,7 +242,7 @@ static int load_msg(void *arg, const struct store_msg *sm)
 		o.m->qos = sm->qos;
 		o.m->expiry_ms = sm->expiry_ms;
 	}
-	mqtt_sess_restore_msg(s, &o, out_state(sm));
+	mqtt_outq_restore(s, &o, out_state(sm));
 	if (o.m)
 		message_unref(o.m);
 	x->msgs++;
@@ -247,9 +251,9 @@ static int load_msg(void *arg, const struct store_msg *sm)
 
 static int load_qos2(void *arg, const char *client_id, uint16_t packet_id)
 {
-	struct mqtt_sess *s = mqtt_sess_find(client_id);
+	struct restore_ctx *x = arg;
+	struct mqtt_sess *s = mqtt_sess_find(x->b, client_id);
 
-	(void)arg;
 	if (s && mqtt_sess_qos2_hold(s, packet_id) < 0)
 		return 1;
 	return 0;
@@ -257,20 +261,19 @@ static int load_qos2(void *arg, const char *client_id, uint16_t packet_id)
 
 int mqtt_restore(const struct proto_env *env)
 {
-	struct restore_ctx x = {.env = env, .wall_now = clock_wall_ms(),
-				.mono_now = clock_now_ms()};
+	struct mqtt_broker *b = env->state;
+	struct restore_ctx x = {.b = b, .wall_now = clock_wall_ms(), .mono_now = clock_now_ms()};
 	static const struct store_session_loader loader = {
 		.session = load_session, .sub = load_sub, .msg = load_msg, .qos2 = load_qos2,
 	};
 	int r;
 
-	mqtt_sess_set_store(env->store);
-	restoring = true;
-	r = store_load_retained(env->store, load_retained, &x);
+	b->restoring = true;
+	r = store_load_retained(b->store, load_retained, &x);
 	if (r == 0)
-		r = store_load_sessions(env->store, &loader, &x);
-	restoring = false;
-	mqtt_sess_restore_done();
+		r = store_load_sessions(b->store, &loader, &x);
+	b->restoring = false;
+	mqtt_sess_restore_done(b);
 	if (r != 0) {
 		log_error(NULL, NULL, "mqtt: loading stored state failed%s",
 			  r > 0 ? " (out of memory)" : "");

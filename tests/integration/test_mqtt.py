@@ -30,6 +30,10 @@ QUIET = 0.3
 class Paho:
     """A paho client with its own network thread and an inbox."""
 
+    # Notified whenever any client's inbox grows, so that a test can wait
+    # for messages spread over several clients.
+    arrived = threading.Condition()
+
     def __init__(self, broker, client_id="", transport="tcp", clean=True,
                  protocol=mqtt.MQTTv311, will=None, keepalive=60):
         self.c = mqtt.Client(client_id=client_id, clean_session=clean, protocol=protocol,
@@ -43,7 +47,7 @@ class Paho:
         self.granted = {}
         self.suback = threading.Condition()
         self.c.on_connect = self._on_connect
-        self.c.on_message = lambda c, u, m: self.inbox.put(m)
+        self.c.on_message = self._on_message
         self.c.on_subscribe = self._on_subscribe
         if will:
             self.c.will_set(*will)
@@ -56,6 +60,11 @@ class Paho:
     def _on_connect(self, c, userdata, flags, rc):
         self.flags, self.rc = flags, rc
         self.connected.set()
+
+    def _on_message(self, c, userdata, m):
+        with Paho.arrived:
+            self.inbox.put(m)
+            Paho.arrived.notify_all()
 
     def _on_subscribe(self, c, userdata, mid, granted):
         with self.suback:
@@ -81,7 +90,16 @@ class Paho:
         except queue.Empty:
             pytest.fail("no message within %s s" % timeout)
 
+    @staticmethod
+    def wait_total(clients, n, timeout=WAIT):
+        """Wait until the inboxes of clients hold n messages between them."""
+        with Paho.arrived:
+            assert Paho.arrived.wait_for(
+                lambda: sum(p.inbox.qsize() for p in clients) >= n, timeout), \
+                "%d of %d messages arrived" % (sum(p.inbox.qsize() for p in clients), n)
+
     def expect_none(self, timeout=QUIET):
+        """Nothing (more) arrives: an absence can only be watched for a while."""
         try:
             m = self.inbox.get(timeout=timeout)
         except queue.Empty:
@@ -313,6 +331,8 @@ def test_keepalive_expiry(broker, clients):
     watcher.subscribe("ka/#", 0)
     r = raw_connect(broker, "sleeper", keepalive=1, will=("ka/sleeper", b"timed out", 0, False))
     t0 = time.monotonic()
+    # The client now stays silent on purpose: that silence is what is tested,
+    # and the broker's close is the event waited for.
     assert r.closed_within(4), "broker kept a silent client past 1.5 x keepalive"
     elapsed = time.monotonic() - t0
     assert 1.2 <= elapsed < 3.5, elapsed
@@ -445,9 +465,12 @@ def test_shared_subscription(clients):
     pub = clients("share-pub")
     for i in range(10):
         pub.publish("jobs/x", b"%d" % i, 1)
-    time.sleep(QUIET)
+    Paho.wait_total((a, b), 10)
     na, nb = a.inbox.qsize(), b.inbox.qsize()
     assert (na, nb) == (5, 5)
+    # Each message went to exactly one member of the group.
+    got = [int(p.inbox.get_nowait().payload) for p in (a, b) for _ in range(5)]
+    assert sorted(got) == list(range(10))
 
 
 # ---------------------------------------------------------------- STOMP

@@ -38,6 +38,13 @@ static uint64_t fake_now(void)
 	return now_ms;
 }
 
+/* The protocol instance for penv, as the broker's start-up makes it. */
+static void mqtt_instance_new(void)
+{
+	penv.state = mqtt_protocol.init(&penv);
+	assert_non_null(penv.state);
+}
+
 static int setup(void **st)
 {
 	log_set_level(LOGL_WARN);
@@ -50,6 +57,7 @@ static int setup(void **st)
 	store = store_open(":memory:", STORE_SYNC_FULL, err, sizeof(err));
 	assert_non_null(store);
 	penv.store = store;
+	mqtt_instance_new();
 	store_paused = false;
 	now_ms = 1000000;
 	clock_set_source(fake_now);
@@ -59,6 +67,7 @@ static int setup(void **st)
 static int teardown(void **st)
 {
 	mqtt_protocol.teardown(&penv);
+	penv.state = NULL;
 	router_free(router);
 	store_close(store);
 	store = NULL;
@@ -76,17 +85,23 @@ struct client {
 	uint8_t level;
 };
 
-static struct client *cl_open(void)
+/* A client of the protocol instance in env. */
+static struct client *cl_open_in(const struct proto_env *env)
 {
 	struct client *k = calloc(1, sizeof(*k));
 
 	assert_non_null(k);
 	k->c = fake_conn_new(false);
 	k->c->default_binary = true;
-	k->s = mqtt_protocol.open(k->c, &penv, NULL);
+	k->s = mqtt_protocol.open(k->c, env, NULL);
 	assert_non_null(k->s);
 	k->level = MQTT_LEVEL_311;
 	return k;
+}
+
+static struct client *cl_open(void)
+{
+	return cl_open_in(&penv);
 }
 
 static void cl_free(struct client *k, enum proto_close_reason why)
@@ -197,13 +212,18 @@ static bool cl_connect_full(struct client *k, const struct mqtt_connect *c)
 	return pk.u.connack.session_present;
 }
 
-static struct client *cl_connected(const char *id, bool clean)
+static struct client *cl_connected_in(const struct proto_env *env, const char *id, bool clean)
 {
-	struct client *k = cl_open();
+	struct client *k = cl_open_in(env);
 
 	cl_connect_full(k, &(struct mqtt_connect){.level = 4, .clean = clean, .keepalive = 60,
 						   .client_id = STR(id)});
 	return k;
+}
+
+static struct client *cl_connected(const char *id, bool clean)
+{
+	return cl_connected_in(&penv, id, clean);
 }
 
 static void cl_publish(struct client *k, const char *topic, const char *payload,
@@ -252,12 +272,17 @@ static uint8_t cl_subscribe(struct client *k, const char *filter, uint8_t qos)
 	return pk.u.suback_codes.p[0];
 }
 
-static struct mqtt_stats stats(void)
+static struct mqtt_stats stats_of(const struct proto_env *env)
 {
 	struct mqtt_stats s;
 
-	mqtt_get_stats(&s);
+	mqtt_get_stats(env, &s);
 	return s;
+}
+
+static struct mqtt_stats stats(void)
+{
+	return stats_of(&penv);
 }
 
 /* ---- CONNECT ---- */
@@ -1303,10 +1328,12 @@ static void test_restart_restores_sessions(void **st)
 
 	/* the restart: memory gone, the store kept */
 	mqtt_protocol.teardown(&penv);
+	penv.state = NULL;
 	router_free(router);
 	router = router_new(NULL);
 	assert_non_null(router);
 	penv.router = router;
+	mqtt_instance_new();
 	assert_int_equal(mqtt_protocol.restore(&penv), 0);
 
 	p = cl_open();
@@ -1346,11 +1373,69 @@ static void test_clean_start_forgets_stored_session(void **st)
 	p = cl_connected("keeper", true);
 	cl_free(p, PROTO_CLOSED_BY_PEER);
 	mqtt_protocol.teardown(&penv);
+	penv.state = NULL;
 	router_free(router);
 	router = router_new(NULL);
 	penv.router = router;
+	mqtt_instance_new();
 	assert_int_equal(mqtt_protocol.restore(&penv), 0);
 	assert_int_equal(stats().sessions, 0);
+}
+
+/* Two protocol instances in one process share nothing: a persistent session,
+ * its subscription and the message queued for it live only in the instance
+ * (router, store) that made them. */
+static void test_two_instances_are_independent(void **st)
+{
+	char err[200];
+	struct router *router2 = router_new(NULL);
+	struct store *store2 = store_open(":memory:", STORE_SYNC_FULL, err, sizeof(err));
+	struct proto_env env2 = {.router = router2, .cfg = &cfg, .store = store2};
+	struct client *pub, *twin, *pub2, *twin2;
+
+	assert_non_null(router2);
+	assert_non_null(store2);
+	env2.state = mqtt_protocol.init(&env2);
+	assert_non_null(env2.state);
+	assert_ptr_not_equal(env2.state, penv.state);
+
+	absent_subscriber("twin", "t/#", 1);
+	pub = cl_connected("pub", true);
+	cl_publish(pub, "t/x", "kept", 1, 1, false, false);
+	expect_ack(pub, MQTT_PUBACK, 1);
+	assert_int_equal(stats().sessions, 2);
+	assert_int_equal(stats().away, 1);
+	assert_int_equal(stats().queued, 1);
+	assert_int_equal(stats_of(&env2).sessions, 0);
+
+	/* the second instance has never heard of "twin" */
+	twin2 = cl_open_in(&env2);
+	assert_false(cl_connect_full(twin2, &(struct mqtt_connect){
+		.level = 4, .clean = false, .keepalive = 60, .client_id = STR("twin")}));
+	assert_int_equal(cl_subscribe(twin2, "t/#", 0), 0);
+	pub2 = cl_connected_in(&env2, "pub", true);
+	cl_publish(pub2, "t/y", "second", 0, 0, false, false);
+	expect_publish(twin2, "t/y", "second", 0, false);
+	cl_publish(pub, "t/z", "first", 0, 0, false, false);
+	expect_nothing(twin2);
+	assert_int_equal(stats_of(&env2).sessions, 2);
+	assert_int_equal(stats_of(&env2).away, 0);
+	assert_int_equal(stats().queued, 1);
+
+	/* and the first still holds its own */
+	twin = cl_open();
+	assert_true(cl_connect_full(twin, &(struct mqtt_connect){
+		.level = 4, .clean = false, .keepalive = 60, .client_id = STR("twin")}));
+	expect_publish(twin, "t/x", "kept", 1, false);
+	expect_nothing(twin);
+
+	cl_free(twin, PROTO_CLOSED_BY_PEER);
+	cl_free(pub, PROTO_CLOSED_BY_PEER);
+	cl_free(twin2, PROTO_CLOSED_BY_PEER);
+	cl_free(pub2, PROTO_CLOSED_BY_PEER);
+	mqtt_protocol.teardown(&env2);
+	router_free(router2);
+	store_close(store2);
 }
 
 int main(void)
@@ -1392,6 +1477,7 @@ int main(void)
 		T(test_failed_commit_withholds_ack),
 		T(test_restart_restores_sessions),
 		T(test_clean_start_forgets_stored_session),
+		T(test_two_instances_are_independent),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
