@@ -1,6 +1,5 @@
 #include "store.h"
 #include "store_int.h"
-#include "log.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -118,7 +117,18 @@ struct store {
 	enum store_status last_failure;
 	struct store_stats stats;
 	struct event *ev;       /* runs completions on the loop */
+	struct store_log log;
 };
+
+void store_log(const struct store *s, int level, const char *fmt, ...)
+{
+	if (!s->log.fn)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	s->log.fn(s->log.arg, level, fmt, ap);
+	va_end(ap);
+}
 
 static void list_append(struct op_list *l, struct store_op *op)
 {
@@ -339,10 +349,10 @@ static enum store_status run_batch(struct store *s, const struct op_list *b,
 	/* One line when writes start failing and one when they work again, not
 	 * a line per batch while the disk stays full. */
 	if (st != STORE_OK && !s->failing)
-		log_error(NULL, NULL, "store: write of %zu operations rolled back: %s (%s)",
+		store_log(s, STORE_LOG_ERROR, "store: write of %zu operations rolled back: %s (%s)",
 			  b->n, store_status_name(st), why ? why : "?");
 	else if (st == STORE_OK && s->failing)
-		log_info(NULL, NULL, "store: writes succeed again");
+		store_log(s, STORE_LOG_INFO, "store: writes succeed again");
 	s->failing = st != STORE_OK;
 	return st;
 }
@@ -788,7 +798,7 @@ static int open_db(struct store *s, const char *path, enum store_sync sync,
 	sqlite3_extended_result_codes(s->db, 1);
 	bool in_memory = strcmp(path, ":memory:") == 0 || path[0] == '\0';
 	char why[256];
-	if (store_db_setup(s->db, in_memory, sync, why, sizeof(why)) < 0) {
+	if (store_db_setup(s, s->db, in_memory, sync, why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "%s: %s", path, why);
 		return -1;
 	}
@@ -803,14 +813,16 @@ static int open_db(struct store *s, const char *path, enum store_sync sync,
 	return 0;
 }
 
-struct store *store_open(const char *path, enum store_sync sync, char *err,
-			 size_t errlen)
+struct store *store_open(const char *path, enum store_sync sync,
+			 const struct store_log *log, char *err, size_t errlen)
 {
 	struct store *s = calloc(1, sizeof(*s));
 	if (!s) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	if (log)
+		s->log = *log;
 	pthread_mutex_init(&s->dbmu, NULL);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->wake, NULL);

@@ -15,6 +15,7 @@
  * messages; the sessions and router count and refuse. */
 #ifndef WSB_STORE_H
 #define WSB_STORE_H
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,15 +45,30 @@ enum store_status {
  * operation of that batch gets the same status). */
 typedef void (*store_done_fn)(void *arg, enum store_status status);
 
+/* The caller's logger: storage knows no log module of its own. level is 0
+ * error, 1 warn, 2 info, 3 debug (broker/log.h's numbering, so log_sink
+ * fits as it is). fn may be called from the writer thread. */
+enum store_log_level {
+	STORE_LOG_ERROR = 0,
+	STORE_LOG_WARN,
+	STORE_LOG_INFO,
+	STORE_LOG_DEBUG,
+};
+struct store_log {
+	void (*fn)(void *arg, int level, const char *fmt, va_list ap);
+	void *arg;
+};
+
 /* "full", "normal", "off"; 0 on success, -1 unknown. */
 int store_parse_sync(const char *s, enum store_sync *out);
 const char *store_status_name(enum store_status st);
 
 /* Opens or creates the database at path (":memory:" keeps nothing), applies
- * pending migrations and starts the writer thread. NULL on failure with a
+ * pending migrations and starts the writer thread. The store logs through
+ * log (copied; NULL or a NULL fn logs nothing). NULL on failure with a
  * message in err, e.g. for a file written by a newer wsbroker. */
-struct store *store_open(const char *path, enum store_sync sync, char *err,
-			 size_t errlen);
+struct store *store_open(const char *path, enum store_sync sync,
+			 const struct store_log *log, char *err, size_t errlen);
 /* Completions then run as an event on base. The caller must have called
  * evthread_use_pthreads() before creating base. 0 or -1 (OOM). */
 int store_attach_loop(struct store *s, struct event_base *base);

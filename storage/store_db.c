@@ -1,6 +1,5 @@
 #include "store.h"
 #include "store_int.h"
-#include "log.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -74,7 +73,7 @@ static int query_int(sqlite3 *db, const char *sql, sqlite3_int64 *out,
 	return 0;
 }
 
-static int migrate_locked(sqlite3 *db, char *err, size_t errlen)
+static int migrate_locked(struct store *s, sqlite3 *db, char *err, size_t errlen)
 {
 	if (exec(db, "CREATE TABLE IF NOT EXISTS schema_version("
 		 "version INTEGER NOT NULL)", err, errlen) < 0)
@@ -106,25 +105,25 @@ static int migrate_locked(sqlite3 *db, char *err, size_t errlen)
 	if (exec(db, sql, err, errlen) < 0)
 		return -1;
 	if (v > 0)
-		log_info(NULL, NULL, "store: database upgraded from schema version "
+		store_log(s, STORE_LOG_INFO, "store: database upgraded from schema version "
 			 "%lld to %d", (long long)v, STORE_SCHEMA_VERSION);
 	return 0;
 }
 
 /* All of a migration or none of it: a crash halfway leaves the old version. */
-static int migrate(sqlite3 *db, char *err, size_t errlen)
+static int migrate(struct store *s, sqlite3 *db, char *err, size_t errlen)
 {
 	if (exec(db, "BEGIN IMMEDIATE", err, errlen) < 0)
 		return -1;
-	if (migrate_locked(db, err, errlen) < 0) {
+	if (migrate_locked(s, db, err, errlen) < 0) {
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;
 	}
 	return exec(db, "COMMIT", err, errlen);
 }
 
-int store_db_setup(sqlite3 *db, bool in_memory, enum store_sync sync,
-		   char *err, size_t errlen)
+int store_db_setup(struct store *s, sqlite3 *db, bool in_memory,
+		   enum store_sync sync, char *err, size_t errlen)
 {
 	static const char *const sync_sql[] = {
 		[STORE_SYNC_FULL] = "PRAGMA synchronous = FULL",
@@ -141,7 +140,7 @@ int store_db_setup(sqlite3 *db, bool in_memory, enum store_sync sync,
 	}
 	if (exec(db, sync_sql[sync], err, errlen) < 0)
 		return -1;
-	return migrate(db, err, errlen);
+	return migrate(s, db, err, errlen);
 }
 
 int store_db_max_seq(sqlite3 *db, uint64_t *out)
@@ -173,11 +172,12 @@ static const void *col_blob(sqlite3_stmt *st, int i, size_t *len, bool nullable)
 typedef int (*row_fn)(sqlite3_stmt *st, void *ctx);
 
 /* Runs sql and calls row for each row; row's nonzero answer stops the load. */
-static int each_row(sqlite3 *db, const char *sql, row_fn row, void *ctx)
+static int each_row(struct store *s, sqlite3 *db, const char *sql, row_fn row,
+		    void *ctx)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		log_error(NULL, NULL, "store: load: %s", sqlite3_errmsg(db));
+		store_log(s, STORE_LOG_ERROR, "store: load: %s", sqlite3_errmsg(db));
 		return -1;
 	}
 	int rc, ret = 0;
@@ -187,7 +187,7 @@ static int each_row(sqlite3 *db, const char *sql, row_fn row, void *ctx)
 			break;
 	}
 	if (ret == 0 && rc != SQLITE_DONE) {
-		log_error(NULL, NULL, "store: load: %s", sqlite3_errmsg(db));
+		store_log(s, STORE_LOG_ERROR, "store: load: %s", sqlite3_errmsg(db));
 		ret = -1;
 	}
 	sqlite3_finalize(st);
@@ -221,7 +221,7 @@ int store_load_retained(struct store *s,
 {
 	struct load_ctx c = {.retained = fn, .arg = arg};
 	sqlite3 *db = store_db_lock(s);
-	int rc = each_row(db, "SELECT topic, qos, props, payload, expiry_ms"
+	int rc = each_row(s, db, "SELECT topic, qos, props, payload, expiry_ms"
 			  " FROM retained", retained_row, &c);
 	store_db_unlock(s);
 	return rc;
@@ -295,7 +295,7 @@ int store_load_sessions(struct store *s, const struct store_session_loader *l,
 	int rc = 0;
 	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]) && rc == 0; i++) {
 		if (parts[i].wanted)
-			rc = each_row(db, parts[i].sql, parts[i].row, &c);
+			rc = each_row(s, db, parts[i].sql, parts[i].row, &c);
 	}
 	store_db_unlock(s);
 	return rc;
@@ -335,9 +335,9 @@ int store_load_queue(struct store *s, unsigned flags,
 	sqlite3 *db = store_db_lock(s);
 	int rc = exec(db, recover, err, sizeof(err));
 	if (rc < 0)
-		log_error(NULL, NULL, "store: load queues: %s", err);
+		store_log(s, STORE_LOG_ERROR, "store: load queues: %s", err);
 	else
-		rc = each_row(db, payloads
+		rc = each_row(s, db, payloads
 			      ? "SELECT queue, seq, redelivered, size, expiry_ms,"
 				" props, payload FROM queue_msgs"
 				" ORDER BY queue, seq"

@@ -47,7 +47,8 @@ static int setup(void **st)
 	penv.router = router;
 	penv.cfg = &cfg;
 	char err[200];
-	store = store_open(":memory:", STORE_SYNC_FULL, err, sizeof(err));
+	store = store_open(":memory:", STORE_SYNC_FULL, &(struct store_log){.fn = log_sink},
+			   err, sizeof(err));
 	assert_non_null(store);
 	penv.store = store;
 	store_paused = false;

@@ -21,6 +21,8 @@
 #include "log.h"
 #include "store.h"
 
+static const struct store_log test_log = {.fn = log_sink};
+
 struct tmpdb {
 	char dir[64];
 	char path[96];
@@ -54,7 +56,7 @@ static int teardown(void **state)
 static struct store *open_ok(const char *path)
 {
 	char err[256] = "";
-	struct store *s = store_open(path, STORE_SYNC_NORMAL, err, sizeof(err));
+	struct store *s = store_open(path, STORE_SYNC_NORMAL, &test_log, err, sizeof(err));
 	if (!s)
 		fail_msg("store_open(%s): %s", path, err);
 	return s;
@@ -513,7 +515,7 @@ static void test_newer_version_refused(void **state)
 		"CREATE TABLE future(x);");
 	sqlite3_close(db);
 	char err[256] = "";
-	struct store *s = store_open(t->path, STORE_SYNC_FULL, err, sizeof(err));
+	struct store *s = store_open(t->path, STORE_SYNC_FULL, &test_log, err, sizeof(err));
 	assert_null(s);
 	char want[64];
 	assert_non_null(strstr(err, t->path));
