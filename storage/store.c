@@ -61,6 +61,8 @@ const char *store_status_name(enum store_status st)
 	case STORE_ERR_FULL: return "disk full";
 	case STORE_ERR_IO: return "I/O error";
 	case STORE_ERR_DB: return "database error";
+	case STORE_ERR_NOMEM: return "out of memory";
+	case STORE_ERR_INVAL: return "invalid argument";
 	}
 	return "?";
 }
@@ -74,7 +76,7 @@ int store_parse_sync(const char *str, enum store_sync *out)
 			return 0;
 		}
 	}
-	return -1;
+	return STORE_ERR_INVAL;
 }
 
 /* ---- applying operations (writer thread) ---- */
@@ -289,11 +291,11 @@ static struct store_op *name_op(enum op_kind kind, const char *name,
 	return op;
 }
 
-/* Queues op, or answers -1 for an allocation that failed. */
+/* Queues op, or answers for an allocation that failed. */
 static int submit(struct store *s, struct store_op *op)
 {
 	if (!op)
-		return -1;
+		return STORE_ERR_NOMEM;
 	store_submit(s, op);
 	return 0;
 }
@@ -315,7 +317,7 @@ int store_put_retained(struct store *s, const struct store_retained *r,
 		       store_done_fn cb, void *arg)
 {
 	if (!r->topic)
-		return -1;
+		return STORE_ERR_INVAL;
 	struct store_op *op = op_alloc(OP_RET_PUT, str_room(r->topic) +
 				       r->payload_len + r->props_len, cb, arg);
 	if (op) {
@@ -332,7 +334,7 @@ int store_del_retained(struct store *s, const char *topic, store_done_fn cb,
 		       void *arg)
 {
 	if (!topic)
-		return -1;
+		return STORE_ERR_INVAL;
 	return submit(s, name_op(OP_RET_DEL, topic, cb, arg));
 }
 
@@ -340,7 +342,7 @@ int store_session_put(struct store *s, const struct store_session *ss,
 		      store_done_fn cb, void *arg)
 {
 	if (!ss->client_id)
-		return -1;
+		return STORE_ERR_INVAL;
 	struct store_op *op = op_alloc(OP_SESS_PUT, str_room(ss->client_id), cb,
 				       arg);
 	if (op) {
@@ -355,7 +357,7 @@ int store_session_del(struct store *s, const char *client_id, store_done_fn cb,
 		      void *arg)
 {
 	if (!client_id)
-		return -1;
+		return STORE_ERR_INVAL;
 	return submit(s, name_op(OP_SESS_DEL, client_id, cb, arg));
 }
 
@@ -363,7 +365,7 @@ static int sub_op(struct store *s, enum op_kind kind, const struct op_sub *sub,
 		  store_done_fn cb, void *arg)
 {
 	if (!sub->client_id || !sub->filter)
-		return -1;
+		return STORE_ERR_INVAL;
 	struct store_op *op = op_alloc(kind, str_room(sub->client_id) +
 				       str_room(sub->filter), cb, arg);
 	if (op) {
@@ -394,12 +396,12 @@ int store_session_msg_add(struct store *s, const struct store_msg *m,
 			  uint64_t *seq_out, store_done_fn cb, void *arg)
 {
 	if (!m->client_id || !m->topic)
-		return -1;
+		return STORE_ERR_INVAL;
 	struct store_op *op = op_alloc(OP_MSG_ADD, str_room(m->client_id) +
 				       str_room(m->topic) + m->payload_len +
 				       m->props_len, cb, arg);
 	if (!op)
-		return -1;
+		return STORE_ERR_NOMEM;
 	uint8_t *p = op->data;
 	op->u.msg = *m;
 	op->u.msg.client_id = keep_str(&p, m->client_id);
@@ -439,7 +441,7 @@ static int qos2_op(struct store *s, enum op_kind kind, const char *client_id,
 		   uint16_t packet_id, store_done_fn cb, void *arg)
 {
 	if (!client_id)
-		return -1;
+		return STORE_ERR_INVAL;
 	struct store_op *op = op_alloc(kind, str_room(client_id), cb, arg);
 	if (op) {
 		uint8_t *p = op->data;
@@ -465,11 +467,11 @@ int store_queue_append(struct store *s, const struct store_qmsg *q,
 		       uint64_t *seq_out, store_done_fn cb, void *arg)
 {
 	if (!q->queue)
-		return -1;
+		return STORE_ERR_INVAL;
 	struct store_op *op = op_alloc(OP_Q_APPEND, str_room(q->queue) +
 				       q->payload_len + q->props_len, cb, arg);
 	if (!op)
-		return -1;
+		return STORE_ERR_NOMEM;
 	uint8_t *p = op->data;
 	op->u.qmsg = *q;
 	op->u.qmsg.queue = keep_str(&p, q->queue);
@@ -504,7 +506,7 @@ static int prepare_all(struct store *s, char *err, size_t errlen)
 				       NULL) != SQLITE_OK) {
 			snprintf(err, errlen, "cannot prepare statement: %s",
 				 sqlite3_errmsg(s->db));
-			return -1;
+			return STORE_ERR_DB;
 		}
 	}
 	return 0;
@@ -529,21 +531,24 @@ static int open_db(struct store *s, const char *path, enum store_sync sync,
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "cannot open %s: %s", path,
 			 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-		return -1;
+		return STORE_ERR_DB;
 	}
 	sqlite3_extended_result_codes(s->db, 1);
 	bool in_memory = strcmp(path, ":memory:") == 0 || path[0] == '\0';
 	char why[256];
-	if (store_db_setup(s, s->db, in_memory, sync, why, sizeof(why)) < 0) {
+	rc = store_db_setup(s, s->db, in_memory, sync, why, sizeof(why));
+	if (rc < 0) {
 		snprintf(err, errlen, "%s: %s", path, why);
-		return -1;
+		return rc;
 	}
-	if (prepare_all(s, err, errlen) < 0)
-		return -1;
+	rc = prepare_all(s, err, errlen);
+	if (rc < 0)
+		return rc;
 	uint64_t max = 0;
-	if (store_db_max_seq(s->db, &max) < 0) {
+	rc = store_db_max_seq(s->db, &max);
+	if (rc < 0) {
 		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(s->db));
-		return -1;
+		return rc;
 	}
 	s->next_seq = max + 1;
 	return 0;

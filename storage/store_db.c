@@ -49,17 +49,17 @@ static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 		return 0;
 	snprintf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
 	sqlite3_free(msg);
-	return -1;
+	return STORE_ERR_DB;
 }
 
-/* The single-value answer of a query, or -1 with err set. */
+/* The single-value answer of a query, or STORE_ERR_DB with err set. */
 static int query_int(sqlite3 *db, const char *sql, sqlite3_int64 *out,
 		     bool *found, char *err, size_t errlen)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s", sqlite3_errmsg(db));
-		return -1;
+		return STORE_ERR_DB;
 	}
 	int rc = sqlite3_step(st);
 	*found = rc == SQLITE_ROW;
@@ -68,7 +68,7 @@ static int query_int(sqlite3 *db, const char *sql, sqlite3_int64 *out,
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		snprintf(err, errlen, "%s", sqlite3_errmsg(db));
-		return -1;
+		return STORE_ERR_DB;
 	}
 	return 0;
 }
@@ -77,12 +77,12 @@ static int migrate_locked(struct store *s, sqlite3 *db, char *err, size_t errlen
 {
 	if (exec(db, "CREATE TABLE IF NOT EXISTS schema_version("
 		 "version INTEGER NOT NULL)", err, errlen) < 0)
-		return -1;
+		return STORE_ERR_DB;
 	sqlite3_int64 v = 0;
 	bool found;
 	if (query_int(db, "SELECT version FROM schema_version", &v, &found, err,
 		      errlen) < 0)
-		return -1;
+		return STORE_ERR_DB;
 	if (!found)
 		v = 0;
 	if (v > STORE_SCHEMA_VERSION || v < 0) {
@@ -90,20 +90,20 @@ static int migrate_locked(struct store *s, sqlite3 *db, char *err, size_t errlen
 			 "this wsbroker supports (version %d); run a newer "
 			 "wsbroker or use another database file",
 			 (long long)v, STORE_SCHEMA_VERSION);
-		return -1;
+		return STORE_ERR_DB;
 	}
 	if (v == STORE_SCHEMA_VERSION)
 		return 0;
 	for (sqlite3_int64 i = v; i < STORE_SCHEMA_VERSION; i++) {
 		if (exec(db, migrations[i], err, errlen) < 0)
-			return -1;
+			return STORE_ERR_DB;
 	}
 	char sql[96];
 	snprintf(sql, sizeof(sql), found ? "UPDATE schema_version SET version = %d"
 		 : "INSERT INTO schema_version(version) VALUES(%d)",
 		 STORE_SCHEMA_VERSION);
 	if (exec(db, sql, err, errlen) < 0)
-		return -1;
+		return STORE_ERR_DB;
 	if (v > 0)
 		store_log(s, STORE_LOG_INFO, "store: database upgraded from schema version "
 			 "%lld to %d", (long long)v, STORE_SCHEMA_VERSION);
@@ -114,10 +114,10 @@ static int migrate_locked(struct store *s, sqlite3 *db, char *err, size_t errlen
 static int migrate(struct store *s, sqlite3 *db, char *err, size_t errlen)
 {
 	if (exec(db, "BEGIN IMMEDIATE", err, errlen) < 0)
-		return -1;
+		return STORE_ERR_DB;
 	if (migrate_locked(s, db, err, errlen) < 0) {
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-		return -1;
+		return STORE_ERR_DB;
 	}
 	return exec(db, "COMMIT", err, errlen);
 }
@@ -133,13 +133,13 @@ int store_db_setup(struct store *s, sqlite3 *db, bool in_memory,
 	sqlite3_busy_timeout(db, 5000);
 	/* WAL: a commit appends to one file, and readers never block it. */
 	if (!in_memory && exec(db, "PRAGMA journal_mode = WAL", err, errlen) < 0)
-		return -1;
+		return STORE_ERR_DB;
 	if ((unsigned)sync > STORE_SYNC_OFF) {
 		snprintf(err, errlen, "unknown sync mode %d", (int)sync);
-		return -1;
+		return STORE_ERR_INVAL;
 	}
 	if (exec(db, sync_sql[sync], err, errlen) < 0)
-		return -1;
+		return STORE_ERR_DB;
 	return migrate(s, db, err, errlen);
 }
 
@@ -152,7 +152,7 @@ int store_db_max_seq(sqlite3 *db, uint64_t *out)
 	if (query_int(db, "SELECT max(coalesce((SELECT max(seq) FROM mqtt_msgs), 0),"
 		      " coalesce((SELECT max(seq) FROM queue_msgs), 0))", &v, &found,
 		      err, sizeof(err)) < 0)
-		return -1;
+		return STORE_ERR_DB;
 	*out = found && v > 0 ? (uint64_t)v : 0;
 	return 0;
 }
@@ -178,7 +178,7 @@ static int each_row(struct store *s, sqlite3 *db, const char *sql, row_fn row,
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
 		store_log(s, STORE_LOG_ERROR, "store: load: %s", sqlite3_errmsg(db));
-		return -1;
+		return STORE_ERR_DB;
 	}
 	int rc, ret = 0;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -188,7 +188,7 @@ static int each_row(struct store *s, sqlite3 *db, const char *sql, row_fn row,
 	}
 	if (ret == 0 && rc != SQLITE_DONE) {
 		store_log(s, STORE_LOG_ERROR, "store: load: %s", sqlite3_errmsg(db));
-		ret = -1;
+		ret = STORE_ERR_DB;
 	}
 	sqlite3_finalize(st);
 	return ret;

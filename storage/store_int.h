@@ -126,7 +126,7 @@ int store_stmt_run(sqlite3_stmt *st);
 
 /* store_writer.c */
 void store_writer_init(struct store *s);
-/* Starts the thread; 0, or -1 with a message in err. */
+/* Starts the thread; 0, or STORE_ERR_NOMEM with a message in err. */
 int store_writer_start(struct store *s, char *err, size_t errlen);
 /* Lets the writer drain the queue, joins it and runs what completed. */
 void store_writer_stop(struct store *s);
@@ -136,10 +136,11 @@ void store_writer_fini(struct store *s);
 void store_submit(struct store *s, struct store_op *op);
 
 /* store_db.c: pragmas, then migrations up to STORE_SCHEMA_VERSION, on s's
- * new connection db. 0, or -1 with a message in err. */
+ * new connection db. 0, or a store_status with a message in err. */
 int store_db_setup(struct store *s, sqlite3 *db, bool in_memory,
 		   enum store_sync sync, char *err, size_t errlen);
-/* The highest message sequence number in use (0 for none); 0 or -1. */
+/* The highest message sequence number in use (0 for none); 0 or
+ * STORE_ERR_DB. */
 int store_db_max_seq(sqlite3 *db, uint64_t *out);
 
 /* The connection, held against the writer thread: for the loaders. */

@@ -166,7 +166,7 @@ int store_writer_start(struct store *s, char *err, size_t errlen)
 	if (rc != 0) {
 		snprintf(err, errlen, "cannot start the store's writer thread: %s",
 			 strerror(rc));
-		return -1;
+		return STORE_ERR_NOMEM;
 	}
 	return 0;
 }
@@ -210,7 +210,7 @@ int store_barrier(struct store *s, uint64_t since, store_done_fn cb, void *arg)
 {
 	struct store_op *op = calloc(1, sizeof(*op));
 	if (!op)
-		return -1;
+		return STORE_ERR_NOMEM;
 	op->kind = OP_BARRIER;
 	op->cb = cb;
 	op->arg = arg;
@@ -263,7 +263,7 @@ int store_attach_loop(struct store *s, struct event_base *base)
 {
 	struct event *ev = event_new(base, -1, 0, on_done_event, s);
 	if (!ev)
-		return -1;
+		return STORE_ERR_NOMEM;
 	pthread_mutex_lock(&s->mu);
 	s->ev = ev;
 	/* Completions that finished before the loop was attached run too. */
