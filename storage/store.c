@@ -273,7 +273,8 @@ static const char *keep_str(uint8_t **p, const char *str)
 /* A payload is never NULL, so an empty payload stays a blob. */
 static const void *keep_payload(uint8_t **p, const void *b, size_t len)
 {
-	return keep_blob(p, b ? b : *p, len);
+	const void *kept = keep_blob(p, b, len);
+	return kept ? kept : *p;
 }
 
 /* A name operation: one string (a topic or a client id). */
@@ -494,6 +495,14 @@ int store_queue_delete(struct store *s, uint64_t seq, store_done_fn cb,
 		       void *arg)
 {
 	return seq_op(s, OP_Q_DEL, seq, cb, arg);
+}
+
+int store_barrier(struct store *s, uint64_t since, store_done_fn cb, void *arg)
+{
+	struct store_op *op = op_alloc(OP_BARRIER, 0, cb, arg);
+	if (op)
+		op->u.since = since;
+	return submit(s, op);
 }
 
 /* ---- open and close ---- */

@@ -206,19 +206,6 @@ void store_submit(struct store *s, struct store_op *op)
 	pthread_mutex_unlock(&s->mu);
 }
 
-int store_barrier(struct store *s, uint64_t since, store_done_fn cb, void *arg)
-{
-	struct store_op *op = calloc(1, sizeof(*op));
-	if (!op)
-		return STORE_ERR_NOMEM;
-	op->kind = OP_BARRIER;
-	op->cb = cb;
-	op->arg = arg;
-	op->u.since = since;
-	store_submit(s, op);
-	return 0;
-}
-
 uint64_t store_submitted(const struct store *s)
 {
 	return s->submitted;
