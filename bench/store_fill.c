@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "clock.h"
+#include "log.h"
 #include "store.h"
 
 #define MAX_OUTSTANDING 50000   /* operations queued and not yet committed */
@@ -230,7 +231,7 @@ int main(int argc, char **argv)
 	memset(payload, 'x', o.size);
 	double t0 = now_s();
 
-	f.st = store_open(o.db, o.sync, err, sizeof(err));
+	f.st = store_open(o.db, o.sync, &(struct store_log){.fn = log_sink}, err, sizeof(err));
 	if (!f.st) {
 		fprintf(stderr, "store-fill: %s: %s\n", o.db, err);
 		free(payload);

@@ -31,8 +31,8 @@ int log_parse_level(const char *s, enum log_level *out)
 	return -1;
 }
 
-void log_msg(enum log_level lvl, const char *peer, const char *client_id,
-	     const char *fmt, ...)
+void log_vmsg(enum log_level lvl, const char *peer, const char *client_id,
+	      const char *fmt, va_list ap)
 {
 	if (lvl > current)
 		return;
@@ -50,16 +50,29 @@ void log_msg(enum log_level lvl, const char *peer, const char *client_id,
 		n += snprintf(line + n, sizeof(line) - (size_t)n, " client=%s", client_id);
 	if (n < (int)sizeof(line))
 		line[n++] = ' ';
-	if (n < (int)sizeof(line)) {
-		va_list ap;
-		va_start(ap, fmt);
+	if (n < (int)sizeof(line))
 		n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-		va_end(ap);
-	}
 	if (n >= (int)sizeof(line))
 		n = (int)sizeof(line) - 1;
 	/* One write per line so concurrent writers never interleave mid-line. */
 	line[n++] = '\n';
 	fwrite(line, 1, (size_t)n, stderr);
 	fflush(stderr);
+}
+
+void log_msg(enum log_level lvl, const char *peer, const char *client_id,
+	     const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_vmsg(lvl, peer, client_id, fmt, ap);
+	va_end(ap);
+}
+
+void log_sink(void *arg, int level, const char *fmt, va_list ap)
+{
+	(void)arg;
+	if (level < LOGL_ERROR || level > LOGL_DEBUG)
+		level = LOGL_ERROR;
+	log_vmsg((enum log_level)level, NULL, NULL, fmt, ap);
 }

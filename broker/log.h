@@ -2,6 +2,7 @@
  * client id where known, then the message. Not a tracing framework. */
 #ifndef WSB_LOG_H
 #define WSB_LOG_H
+#include <stdarg.h>
 
 enum log_level { LOGL_ERROR = 0, LOGL_WARN, LOGL_INFO, LOGL_DEBUG };
 
@@ -14,6 +15,13 @@ const char *log_level_name(enum log_level lvl);
 /* peer and client_id may be NULL. */
 void log_msg(enum log_level lvl, const char *peer, const char *client_id,
 	     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+void log_vmsg(enum log_level lvl, const char *peer, const char *client_id,
+	      const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+/* For modules that take their logger from their caller (storage/): level is
+ * an enum log_level, and the line names no peer or client. */
+void log_sink(void *arg, int level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
 
 #define log_error(...) log_msg(LOGL_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOGL_WARN, __VA_ARGS__)

@@ -130,7 +130,9 @@ static int open_store(struct server *s)
 	char err[600];
 	uint64_t t0 = clock_now_ms();
 
-	s->store = store_open(s->cfg.db_path, (enum store_sync)s->cfg.sync, err, sizeof(err));
+	const struct store_log log = {.fn = log_sink};
+	s->store = store_open(s->cfg.db_path, (enum store_sync)s->cfg.sync, &log, err,
+			      sizeof(err));
 	if (!s->store) {
 		fprintf(stderr, "wsbroker: database: %s\n", err);
 		log_error(NULL, NULL, "database: %s", err);

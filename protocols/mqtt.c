@@ -17,6 +17,7 @@
 #include "mqtt_store.h"
 #include "route/router.h"
 #include "store.h"
+#include "store_acks.h"
 
 /* WebSocket close codes (RFC 6455 7.4.1) for the ways an MQTT connection
  * ends; over raw TCP only the reason reaches the log. */
@@ -46,17 +47,13 @@ struct mqtt_conn {
 	size_t len, cap;
 	/* Acknowledgements waiting for a commit, oldest first; every later
 	 * one waits behind them so that acks keep publish order. */
-	struct mqtt_waiter *wait_head, *wait_tail;
+	struct store_acks acks;
 };
 
-/* One PUBACK / PUBREC / PUBCOMP owed once the store has committed; mc is
- * NULL once the connection is gone. */
-struct mqtt_waiter {
-	struct mqtt_waiter *next;
-	struct mqtt_conn *mc;
+/* One PUBACK / PUBREC / PUBCOMP owed once the store has committed. */
+struct mqtt_owed {
 	uint8_t type;
 	uint16_t id;
-	bool wrote;
 };
 
 /* ---- helpers ---- */
@@ -83,27 +80,24 @@ static void send_ack(struct mqtt_conn *mc, uint8_t type, uint16_t id)
 		conn_send(mc->c, b, n);
 }
 
-static void waiter_done(void *arg, enum store_status st)
+/* store_acks' callback: st is an error only when this packet's own
+ * writes failed. */
+static void acked(void *owner, const void *payload, enum store_status st)
 {
-	struct mqtt_waiter *w = arg;
-	struct mqtt_conn *mc = w->mc;
+	struct mqtt_conn *mc = owner;
+	struct mqtt_owed o;
 
-	if (mc) {
-		mc->wait_head = w->next;
-		if (!mc->wait_head)
-			mc->wait_tail = NULL;
-		if (st != STORE_OK && w->wrote && !mc->closed) {
-			/* 3.1.1 has no negative acknowledgement: no ack and a
-			 * closed connection make the client publish it again. */
-			log_error(conn_peer(mc->c), conn_client_id(mc->c),
-				  "mqtt: message %u not stored (%s); closing so that the client "
-				  "sends it again", w->id, store_status_name(st));
-			fail(mc, WS_INTERNAL, "message not stored");
-		} else if (!mc->closed) {
-			send_ack(mc, w->type, w->id);
-		}
+	memcpy(&o, payload, sizeof(o));
+	if (st != STORE_OK && !mc->closed) {
+		/* 3.1.1 has no negative acknowledgement: no ack and a
+		 * closed connection make the client publish it again. */
+		log_error(conn_peer(mc->c), conn_client_id(mc->c),
+			  "mqtt: message %u not stored (%s); closing so that the client "
+			  "sends it again", o.id, store_status_name(st));
+		fail(mc, WS_INTERNAL, "message not stored");
+	} else if (!mc->closed) {
+		send_ack(mc, o.type, o.id);
 	}
-	free(w);
 }
 
 /* An acknowledgement of a client's packet: now, or after the commit of the
@@ -112,25 +106,14 @@ static void waiter_done(void *arg, enum store_status st)
 static int reply(struct mqtt_conn *mc, uint8_t type, uint16_t id, uint64_t since)
 {
 	bool wrote = store_submitted(mc->b->store) != since;
-	struct mqtt_waiter *w;
+	struct mqtt_owed o = {.type = type, .id = id};
 
-	if (!wrote && !mc->wait_head) {
+	if (!store_acks_must_wait(&mc->acks, wrote)) {
 		send_ack(mc, type, id);
 		return 0;
 	}
-	w = calloc(1, sizeof(*w));
-	if (!w)
+	if (store_acks_after(&mc->acks, since, wrote, &o, sizeof(o)) < 0)
 		return fail(mc, WS_NORMAL, "out of memory");
-	*w = (struct mqtt_waiter){.mc = mc, .type = type, .id = id, .wrote = wrote};
-	if (store_barrier(mc->b->store, since, waiter_done, w) < 0) {
-		free(w);
-		return fail(mc, WS_NORMAL, "out of memory");
-	}
-	if (mc->wait_tail)
-		mc->wait_tail->next = w;
-	else
-		mc->wait_head = w;
-	mc->wait_tail = w;
 	return 0;
 }
 
@@ -596,6 +579,7 @@ static void *mqtt_open(struct conn *c, const struct proto_env *env, const char *
 		return NULL;
 	mc->c = c;
 	mc->b = env->state;
+	store_acks_init(&mc->acks, mc->b->store, acked, mc);
 	/* Absent sessions past their expiry go whenever anyone connects, not
 	 * only when their own client id comes back (the check is O(expired)). */
 	mqtt_sess_expire(mc->b);
@@ -636,8 +620,7 @@ static void mqtt_close(void *sp, enum proto_close_reason why)
 	struct mqtt_conn *mc = sp;
 	struct mqtt_sess *s = mc->sess;
 
-	for (struct mqtt_waiter *w = mc->wait_head; w; w = w->next)
-		w->mc = NULL;
+	store_acks_detach(&mc->acks);
 	if (s) {
 		mc->sess = NULL;
 		mqtt_sess_detach(s);

@@ -432,6 +432,7 @@ static void *stomp_open(struct conn *c, const struct proto_env *env, const char 
 	s->r = env->router;
 	s->cfg = env->cfg;
 	s->st = env->store;
+	stomp_acks_init(s);
 	snprintf(s->ws_name, sizeof(s->ws_name), "%s", ws_name ? ws_name : "");
 	s->v = STOMP_V10;
 	if (ws_name && strcmp(ws_name, "v12.stomp") == 0)

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include "stomp_codec.h"
 #include "protocol.h"
+#include "store_acks.h"
 
 struct conn;
 struct router;
@@ -16,7 +17,6 @@ struct router_consumer;
 struct cfg;
 struct message;
 struct store;
-struct stomp_waiter;
 
 enum stomp_ack_mode { STOMP_ACK_AUTO = 0, STOMP_ACK_CLIENT, STOMP_ACK_INDIVIDUAL };
 
@@ -100,7 +100,7 @@ struct stomp_session {
 	/* Frames whose writes the store has not committed yet, oldest first:
 	 * their RECEIPTs wait for the commit, and so does every later RECEIPT,
 	 * so that receipts keep frame order. */
-	struct stomp_waiter *wait_head, *wait_tail;
+	struct store_acks acks;
 	bool close_when_drained;      /* DISCONNECT came while some waited */
 };
 
@@ -121,6 +121,8 @@ void stomp_arm_timer(struct stomp_session *s);
 int stomp_flush_out(struct stomp_session *s, bool binary);
 
 /* stomp_store.c */
+/* At open, once s->st is set: receipts that wait for the store. */
+void stomp_acks_init(struct stomp_session *s);
 /* After a frame is handled: its RECEIPT (receipt may be NULL) goes out now,
  * or after the commit of the writes it made (wrote: those queued after the
  * store_submitted() mark `since`) or of earlier frames'. A failed commit of

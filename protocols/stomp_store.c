@@ -13,79 +13,52 @@
 #include "route/router.h"
 #include "stomp_session.h"
 #include "store.h"
-
-/* One frame waiting for a commit. s is NULL once the connection is gone;
- * the completion then only frees it. */
-struct stomp_waiter {
-	struct stomp_waiter *next;
-	struct stomp_session *s;
-	bool wrote;                   /* a failed commit is this frame's error */
-	bool has_receipt;
-	char receipt[];
-};
+#include "store_acks.h"
 
 bool stomp_waiting(const struct stomp_session *s)
 {
-	return s->wait_head != NULL;
+	return store_acks_pending(&s->acks);
 }
 
-static void waiter_done(void *arg, enum store_status st)
+/* store_acks' callback for a frame whose RECEIPT waited: receipt is NULL
+ * when it asked for none, st an error only when its own writes failed. */
+static void receipt_due(void *owner, const void *receipt, enum store_status st)
 {
-	struct stomp_waiter *w = arg;
-	struct stomp_session *s = w->s;
+	struct stomp_session *s = owner;
 
-	if (s) {
-		/* Completions come in the order they were queued: w is the head. */
-		s->wait_head = w->next;
-		if (!s->wait_head)
-			s->wait_tail = NULL;
-		if (st != STORE_OK && w->wrote) {
-			char d[160];
-			snprintf(d, sizeof(d), "the broker could not write to its database (%s); "
-				 "the message was not stored, send it again later",
-				 store_status_name(st));
-			stomp_fail_receipt(s, w->has_receipt ? w->receipt : NULL, "message not stored", d);
-		} else if (w->has_receipt && !s->closed) {
-			stomp_send_receipt(s, w->receipt);
-		}
-		if (!s->wait_head && s->close_when_drained && !conn_closing(s->c))
-			conn_close(s->c, 0, "DISCONNECT");
+	if (st != STORE_OK) {
+		char d[160];
+		snprintf(d, sizeof(d), "the broker could not write to its database (%s); "
+			 "the message was not stored, send it again later",
+			 store_status_name(st));
+		stomp_fail_receipt(s, receipt, "message not stored", d);
+	} else if (receipt && !s->closed) {
+		stomp_send_receipt(s, receipt);
 	}
-	free(w);
+	if (!stomp_waiting(s) && s->close_when_drained && !conn_closing(s->c))
+		conn_close(s->c, 0, "DISCONNECT");
+}
+
+void stomp_acks_init(struct stomp_session *s)
+{
+	store_acks_init(&s->acks, s->st, receipt_due, s);
 }
 
 int stomp_after_frame(struct stomp_session *s, const char *receipt, uint64_t since, bool wrote)
 {
-	if (!wrote && !stomp_waiting(s))
+	if (!store_acks_must_wait(&s->acks, wrote))
 		return receipt ? stomp_send_receipt(s, receipt) : 0;
 	if (!wrote && !receipt)
 		return 0;
-	size_t len = receipt ? strlen(receipt) : 0;
-	struct stomp_waiter *w = calloc(1, sizeof(*w) + len + 1);
-	if (!w)
+	if (store_acks_after(&s->acks, since, wrote, receipt,
+			     receipt ? strlen(receipt) + 1 : 0) < 0)
 		return stomp_fail(s, NULL, "out of memory", NULL);
-	w->s = s;
-	w->wrote = wrote;
-	w->has_receipt = receipt != NULL;
-	if (receipt)
-		memcpy(w->receipt, receipt, len + 1);
-	if (store_barrier(s->st, since, waiter_done, w) < 0) {
-		free(w);
-		return stomp_fail(s, NULL, "out of memory", NULL);
-	}
-	if (s->wait_tail)
-		s->wait_tail->next = w;
-	else
-		s->wait_head = w;
-	s->wait_tail = w;
 	return 0;
 }
 
 void stomp_waiters_detach(struct stomp_session *s)
 {
-	for (struct stomp_waiter *w = s->wait_head; w; w = w->next)
-		w->s = NULL;
-	s->wait_head = s->wait_tail = NULL;
+	store_acks_detach(&s->acks);
 }
 
 /* ---- queue messages ---- */

@@ -15,6 +15,7 @@
  * messages; the sessions and router count and refuse. */
 #ifndef WSB_STORE_H
 #define WSB_STORE_H
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,11 +33,15 @@ enum store_sync {
 	STORE_SYNC_OFF,    /* no fsync: an OS crash may lose or corrupt data */
 };
 
+/* The store's errors, negative like every module's (a function that can
+ * fail returns 0 or one of these); also what completions are told. */
 enum store_status {
 	STORE_OK = 0,
-	STORE_ERR_FULL,    /* disk or quota full */
-	STORE_ERR_IO,      /* I/O error from the OS */
-	STORE_ERR_DB,      /* any other SQLite failure */
+	STORE_ERR_FULL = -1,   /* disk or quota full */
+	STORE_ERR_IO = -2,     /* I/O error from the OS */
+	STORE_ERR_DB = -3,     /* any other SQLite failure */
+	STORE_ERR_NOMEM = -4,  /* out of memory; nothing was queued */
+	STORE_ERR_INVAL = -5,  /* a missing name, an unknown sync mode */
 };
 
 /* Runs on the loop thread (or the store_poll caller) after the operation's
@@ -44,17 +49,32 @@ enum store_status {
  * operation of that batch gets the same status). */
 typedef void (*store_done_fn)(void *arg, enum store_status status);
 
-/* "full", "normal", "off"; 0 on success, -1 unknown. */
+/* The caller's logger: storage knows no log module of its own. level is 0
+ * error, 1 warn, 2 info, 3 debug (broker/log.h's numbering, so log_sink
+ * fits as it is). fn may be called from the writer thread. */
+enum store_log_level {
+	STORE_LOG_ERROR = 0,
+	STORE_LOG_WARN,
+	STORE_LOG_INFO,
+	STORE_LOG_DEBUG,
+};
+struct store_log {
+	void (*fn)(void *arg, int level, const char *fmt, va_list ap);
+	void *arg;
+};
+
+/* "full", "normal", "off"; 0 on success, STORE_ERR_INVAL unknown. */
 int store_parse_sync(const char *s, enum store_sync *out);
 const char *store_status_name(enum store_status st);
 
 /* Opens or creates the database at path (":memory:" keeps nothing), applies
- * pending migrations and starts the writer thread. NULL on failure with a
+ * pending migrations and starts the writer thread. The store logs through
+ * log (copied; NULL or a NULL fn logs nothing). NULL on failure with a
  * message in err, e.g. for a file written by a newer wsbroker. */
-struct store *store_open(const char *path, enum store_sync sync, char *err,
-			 size_t errlen);
+struct store *store_open(const char *path, enum store_sync sync,
+			 const struct store_log *log, char *err, size_t errlen);
 /* Completions then run as an event on base. The caller must have called
- * evthread_use_pthreads() before creating base. 0 or -1 (OOM). */
+ * evthread_use_pthreads() before creating base. 0 or STORE_ERR_NOMEM. */
 int store_attach_loop(struct store *s, struct event_base *base);
 /* Waits for everything queued to commit, runs the pending completions on the
  * calling thread, stops the writer and closes the file. NULL is a no-op. */
@@ -68,8 +88,8 @@ size_t store_poll(struct store *s);
 size_t store_flush_sync(struct store *s);
 
 /* ---- writes: each copies its arguments and queues one operation. They
- * return 0, or -1 when out of memory or a name (topic, client id, filter,
- * queue) is NULL; the callback will not run then. cb may be NULL.
+ * return 0, or STORE_ERR_NOMEM, or STORE_ERR_INVAL when a name (topic,
+ * client id, filter, queue) is NULL; the callback will not run then. cb may be NULL.
  * Completions run in the order the operations were queued. ---- */
 
 struct store_retained {
@@ -163,8 +183,8 @@ int store_queue_delete(struct store *s, uint64_t seq, store_done_fn cb,
 
 /* ---- start-up loaders: synchronous, on the loop thread, before serving.
  * Pointers are valid only during the callback. A callback returning nonzero
- * stops the load and the loader returns that value; otherwise 0, or -1 on a
- * database error (logged). ---- */
+ * stops the load and the loader returns that value; otherwise 0, or
+ * STORE_ERR_DB on a database error (logged). ---- */
 
 int store_load_retained(struct store *s,
 			int (*fn)(void *arg, const struct store_retained *r),
@@ -196,7 +216,8 @@ int store_load_queue(struct store *s, unsigned flags,
  * committed or rolled back. Its status is STORE_OK only if no write queued
  * after the mark `since` (a store_submitted() value) and before it failed,
  * whichever batch took them. How a session acknowledges a request whose
- * writes were queued by several calls: take the mark before handling it. */
+ * writes were queued by several calls: take the mark before handling it.
+ * 0, or STORE_ERR_NOMEM (cb will not run). */
 int store_barrier(struct store *s, uint64_t since, store_done_fn cb, void *arg);
 /* Write operations queued since open (barriers not counted). Read before
  * and after handling a request, it tells whether the request wrote

@@ -1,6 +1,5 @@
 #include "store.h"
 #include "store_int.h"
-#include "log.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -50,17 +49,17 @@ static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 		return 0;
 	snprintf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
 	sqlite3_free(msg);
-	return -1;
+	return STORE_ERR_DB;
 }
 
-/* The single-value answer of a query, or -1 with err set. */
+/* The single-value answer of a query, or STORE_ERR_DB with err set. */
 static int query_int(sqlite3 *db, const char *sql, sqlite3_int64 *out,
 		     bool *found, char *err, size_t errlen)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s", sqlite3_errmsg(db));
-		return -1;
+		return STORE_ERR_DB;
 	}
 	int rc = sqlite3_step(st);
 	*found = rc == SQLITE_ROW;
@@ -69,21 +68,21 @@ static int query_int(sqlite3 *db, const char *sql, sqlite3_int64 *out,
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		snprintf(err, errlen, "%s", sqlite3_errmsg(db));
-		return -1;
+		return STORE_ERR_DB;
 	}
 	return 0;
 }
 
-static int migrate_locked(sqlite3 *db, char *err, size_t errlen)
+static int migrate_locked(struct store *s, sqlite3 *db, char *err, size_t errlen)
 {
 	if (exec(db, "CREATE TABLE IF NOT EXISTS schema_version("
 		 "version INTEGER NOT NULL)", err, errlen) < 0)
-		return -1;
+		return STORE_ERR_DB;
 	sqlite3_int64 v = 0;
 	bool found;
 	if (query_int(db, "SELECT version FROM schema_version", &v, &found, err,
 		      errlen) < 0)
-		return -1;
+		return STORE_ERR_DB;
 	if (!found)
 		v = 0;
 	if (v > STORE_SCHEMA_VERSION || v < 0) {
@@ -91,40 +90,40 @@ static int migrate_locked(sqlite3 *db, char *err, size_t errlen)
 			 "this wsbroker supports (version %d); run a newer "
 			 "wsbroker or use another database file",
 			 (long long)v, STORE_SCHEMA_VERSION);
-		return -1;
+		return STORE_ERR_DB;
 	}
 	if (v == STORE_SCHEMA_VERSION)
 		return 0;
 	for (sqlite3_int64 i = v; i < STORE_SCHEMA_VERSION; i++) {
 		if (exec(db, migrations[i], err, errlen) < 0)
-			return -1;
+			return STORE_ERR_DB;
 	}
 	char sql[96];
 	snprintf(sql, sizeof(sql), found ? "UPDATE schema_version SET version = %d"
 		 : "INSERT INTO schema_version(version) VALUES(%d)",
 		 STORE_SCHEMA_VERSION);
 	if (exec(db, sql, err, errlen) < 0)
-		return -1;
+		return STORE_ERR_DB;
 	if (v > 0)
-		log_info(NULL, NULL, "store: database upgraded from schema version "
+		store_log(s, STORE_LOG_INFO, "store: database upgraded from schema version "
 			 "%lld to %d", (long long)v, STORE_SCHEMA_VERSION);
 	return 0;
 }
 
 /* All of a migration or none of it: a crash halfway leaves the old version. */
-static int migrate(sqlite3 *db, char *err, size_t errlen)
+static int migrate(struct store *s, sqlite3 *db, char *err, size_t errlen)
 {
 	if (exec(db, "BEGIN IMMEDIATE", err, errlen) < 0)
-		return -1;
-	if (migrate_locked(db, err, errlen) < 0) {
+		return STORE_ERR_DB;
+	if (migrate_locked(s, db, err, errlen) < 0) {
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-		return -1;
+		return STORE_ERR_DB;
 	}
 	return exec(db, "COMMIT", err, errlen);
 }
 
-int store_db_setup(sqlite3 *db, bool in_memory, enum store_sync sync,
-		   char *err, size_t errlen)
+int store_db_setup(struct store *s, sqlite3 *db, bool in_memory,
+		   enum store_sync sync, char *err, size_t errlen)
 {
 	static const char *const sync_sql[] = {
 		[STORE_SYNC_FULL] = "PRAGMA synchronous = FULL",
@@ -134,14 +133,14 @@ int store_db_setup(sqlite3 *db, bool in_memory, enum store_sync sync,
 	sqlite3_busy_timeout(db, 5000);
 	/* WAL: a commit appends to one file, and readers never block it. */
 	if (!in_memory && exec(db, "PRAGMA journal_mode = WAL", err, errlen) < 0)
-		return -1;
+		return STORE_ERR_DB;
 	if ((unsigned)sync > STORE_SYNC_OFF) {
 		snprintf(err, errlen, "unknown sync mode %d", (int)sync);
-		return -1;
+		return STORE_ERR_INVAL;
 	}
 	if (exec(db, sync_sql[sync], err, errlen) < 0)
-		return -1;
-	return migrate(db, err, errlen);
+		return STORE_ERR_DB;
+	return migrate(s, db, err, errlen);
 }
 
 int store_db_max_seq(sqlite3 *db, uint64_t *out)
@@ -153,7 +152,7 @@ int store_db_max_seq(sqlite3 *db, uint64_t *out)
 	if (query_int(db, "SELECT max(coalesce((SELECT max(seq) FROM mqtt_msgs), 0),"
 		      " coalesce((SELECT max(seq) FROM queue_msgs), 0))", &v, &found,
 		      err, sizeof(err)) < 0)
-		return -1;
+		return STORE_ERR_DB;
 	*out = found && v > 0 ? (uint64_t)v : 0;
 	return 0;
 }
@@ -173,12 +172,13 @@ static const void *col_blob(sqlite3_stmt *st, int i, size_t *len, bool nullable)
 typedef int (*row_fn)(sqlite3_stmt *st, void *ctx);
 
 /* Runs sql and calls row for each row; row's nonzero answer stops the load. */
-static int each_row(sqlite3 *db, const char *sql, row_fn row, void *ctx)
+static int each_row(struct store *s, sqlite3 *db, const char *sql, row_fn row,
+		    void *ctx)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		log_error(NULL, NULL, "store: load: %s", sqlite3_errmsg(db));
-		return -1;
+		store_log(s, STORE_LOG_ERROR, "store: load: %s", sqlite3_errmsg(db));
+		return STORE_ERR_DB;
 	}
 	int rc, ret = 0;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -187,8 +187,8 @@ static int each_row(sqlite3 *db, const char *sql, row_fn row, void *ctx)
 			break;
 	}
 	if (ret == 0 && rc != SQLITE_DONE) {
-		log_error(NULL, NULL, "store: load: %s", sqlite3_errmsg(db));
-		ret = -1;
+		store_log(s, STORE_LOG_ERROR, "store: load: %s", sqlite3_errmsg(db));
+		ret = STORE_ERR_DB;
 	}
 	sqlite3_finalize(st);
 	return ret;
@@ -221,7 +221,7 @@ int store_load_retained(struct store *s,
 {
 	struct load_ctx c = {.retained = fn, .arg = arg};
 	sqlite3 *db = store_db_lock(s);
-	int rc = each_row(db, "SELECT topic, qos, props, payload, expiry_ms"
+	int rc = each_row(s, db, "SELECT topic, qos, props, payload, expiry_ms"
 			  " FROM retained", retained_row, &c);
 	store_db_unlock(s);
 	return rc;
@@ -295,7 +295,7 @@ int store_load_sessions(struct store *s, const struct store_session_loader *l,
 	int rc = 0;
 	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]) && rc == 0; i++) {
 		if (parts[i].wanted)
-			rc = each_row(db, parts[i].sql, parts[i].row, &c);
+			rc = each_row(s, db, parts[i].sql, parts[i].row, &c);
 	}
 	store_db_unlock(s);
 	return rc;
@@ -335,9 +335,9 @@ int store_load_queue(struct store *s, unsigned flags,
 	sqlite3 *db = store_db_lock(s);
 	int rc = exec(db, recover, err, sizeof(err));
 	if (rc < 0)
-		log_error(NULL, NULL, "store: load queues: %s", err);
+		store_log(s, STORE_LOG_ERROR, "store: load queues: %s", err);
 	else
-		rc = each_row(db, payloads
+		rc = each_row(s, db, payloads
 			      ? "SELECT queue, seq, redelivered, size, expiry_ms,"
 				" props, payload FROM queue_msgs"
 				" ORDER BY queue, seq"

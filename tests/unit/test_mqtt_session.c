@@ -54,7 +54,8 @@ static int setup(void **st)
 	penv.router = router;
 	penv.cfg = &cfg;
 	char err[200];
-	store = store_open(":memory:", STORE_SYNC_FULL, err, sizeof(err));
+	store = store_open(":memory:", STORE_SYNC_FULL, &(struct store_log){.fn = log_sink},
+			   err, sizeof(err));
 	assert_non_null(store);
 	penv.store = store;
 	mqtt_instance_new();
@@ -1389,7 +1390,8 @@ static void test_two_instances_are_independent(void **st)
 {
 	char err[200];
 	struct router *router2 = router_new(NULL);
-	struct store *store2 = store_open(":memory:", STORE_SYNC_FULL, err, sizeof(err));
+	struct store *store2 = store_open(":memory:", STORE_SYNC_FULL, &(struct store_log){.fn = log_sink},
+					  err, sizeof(err));
 	struct proto_env env2 = {.router = router2, .cfg = &cfg, .store = store2};
 	struct client *pub, *twin, *pub2, *twin2;
 

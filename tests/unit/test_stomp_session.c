@@ -50,7 +50,8 @@ static void env_up(void)
 	env.cfg = &cfg;
 	if (!store) {
 		char err[200];
-		store = store_open(":memory:", STORE_SYNC_FULL, err, sizeof(err));
+		store = store_open(":memory:", STORE_SYNC_FULL, &(struct store_log){.fn = log_sink},
+				   err, sizeof(err));
 		assert_non_null(store);
 	}
 	env.store = store;

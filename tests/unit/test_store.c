@@ -21,6 +21,8 @@
 #include "log.h"
 #include "store.h"
 
+static const struct store_log test_log = {.fn = log_sink};
+
 struct tmpdb {
 	char dir[64];
 	char path[96];
@@ -54,7 +56,7 @@ static int teardown(void **state)
 static struct store *open_ok(const char *path)
 {
 	char err[256] = "";
-	struct store *s = store_open(path, STORE_SYNC_NORMAL, err, sizeof(err));
+	struct store *s = store_open(path, STORE_SYNC_NORMAL, &test_log, err, sizeof(err));
 	if (!s)
 		fail_msg("store_open(%s): %s", path, err);
 	return s;
@@ -513,7 +515,7 @@ static void test_newer_version_refused(void **state)
 		"CREATE TABLE future(x);");
 	sqlite3_close(db);
 	char err[256] = "";
-	struct store *s = store_open(t->path, STORE_SYNC_FULL, err, sizeof(err));
+	struct store *s = store_open(t->path, STORE_SYNC_FULL, &test_log, err, sizeof(err));
 	assert_null(s);
 	char want[64];
 	assert_non_null(strstr(err, t->path));
@@ -718,8 +720,10 @@ static void test_completion_order_and_bad_args(void **state)
 		assert_int_equal(store_queue_append(s, &q, NULL, on_ordered, &ops[i]), 0);
 		if (i == 100) {
 			struct store_retained r = {.payload = "x", .payload_len = 1};
-			assert_int_equal(store_put_retained(s, &r, on_ordered, &ops[i]), -1);
-			assert_int_equal(store_session_sub_put(s, "c", NULL, 1, NULL, NULL), -1);
+			assert_int_equal(store_put_retained(s, &r, on_ordered, &ops[i]),
+					 STORE_ERR_INVAL);
+			assert_int_equal(store_session_sub_put(s, "c", NULL, 1, NULL, NULL),
+					 STORE_ERR_INVAL);
 		}
 	}
 	store_flush_sync(s);
@@ -737,7 +741,30 @@ static void test_parse_sync(void **state)
 	assert_int_equal(m, STORE_SYNC_NORMAL);
 	assert_int_equal(store_parse_sync("off", &m), 0);
 	assert_int_equal(m, STORE_SYNC_OFF);
-	assert_int_equal(store_parse_sync("fast", &m), -1);
+	assert_int_equal(store_parse_sync("fast", &m), STORE_ERR_INVAL);
+}
+
+/* Errors are negative, as every module's, and each has its own name. */
+static void test_status_names(void **state)
+{
+	(void)state;
+	static const struct {
+		enum store_status st;
+		const char *name;
+	} names[] = {
+		{STORE_OK, "ok"},
+		{STORE_ERR_FULL, "disk full"},
+		{STORE_ERR_IO, "I/O error"},
+		{STORE_ERR_DB, "database error"},
+		{STORE_ERR_NOMEM, "out of memory"},
+		{STORE_ERR_INVAL, "invalid argument"},
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		assert_string_equal(store_status_name(names[i].st), names[i].name);
+		if (i > 0)
+			assert_true(names[i].st < 0);
+	}
+	assert_int_equal(STORE_OK, 0);
 }
 
 /* ---- barriers ---- */
@@ -798,6 +825,7 @@ int main(void)
 		T(test_close_commits_queued_work),
 		T(test_completion_order_and_bad_args),
 		cmocka_unit_test(test_parse_sync),
+		cmocka_unit_test(test_status_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
