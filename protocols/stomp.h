@@ -4,7 +4,8 @@
  * /queue/name a router queue. It knows no socket: it answers through conn.h.
  * Files: stomp.c (connection life: CONNECT, heart-beats, ERROR, receipts),
  * stomp_sub.c (SUBSCRIBE, MESSAGE, ACK/NACK), stomp_send.c (SEND,
- * destinations, transactions); stomp_session.h is their shared state. */
+ * transactions), stomp_dest.c (destination names); stomp_session.h is
+ * their shared state. */
 #ifndef WSB_STOMP_H
 #define WSB_STOMP_H
 #include <stddef.h>

@@ -1,5 +1,5 @@
-/* stomp_send: SEND (a frame becomes a struct message for the router),
- * destination names, and transactions (BEGIN/COMMIT/ABORT), which hold
+/* stomp_send: SEND (a frame becomes a struct message for the router) and
+ * transactions (BEGIN/COMMIT/ABORT), which hold
  * SENDs and ACK/NACKs until COMMIT and drop them at ABORT or disconnect. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,51 +10,6 @@
 #include "route/router.h"
 #include "stomp_session.h"
 #include "store.h"
-
-/* ---- destinations ---- */
-
-static int topic_map(const char *n, bool filter, char **out, size_t *out_len)
-{
-	size_t len = strlen(n);
-	if (len == 0)
-		return -1;
-	char *o = malloc(len + 1);
-	if (!o)
-		return -2;
-	for (size_t i = 0; i < len; i++) {
-		char ch = n[i];
-		if (ch == '+' && filter) {
-			free(o);   /* it would turn into a router wildcard */
-			return -1;
-		}
-		o[i] = ch == '.' ? '/' : ch == '/' ? '.' : (filter && ch == '*') ? '+' : ch;
-	}
-	o[len] = 0;
-	if (!(filter ? router_filter_valid(o, len) : router_topic_valid(o, len))) {
-		free(o);
-		return -1;
-	}
-	*out = o;
-	*out_len = len;
-	return 1;
-}
-
-int stomp_dest_map(const char *dest, bool filter, char **out, size_t *out_len)
-{
-	if (strncmp(dest, "/topic/", 7) == 0)
-		return topic_map(dest + 7, filter, out, out_len);
-	if (strncmp(dest, "/queue/", 7) == 0) {
-		const char *n = dest + 7;
-		if (!*n)
-			return -1;
-		*out = strdup(n);
-		if (!*out)
-			return -2;
-		*out_len = strlen(n);
-		return 2;
-	}
-	return 0;
-}
 
 /* ---- SEND ---- */
 
@@ -138,33 +93,32 @@ int stomp_on_send(struct stomp_session *s, const struct stomp_frame *f)
 	const char *dest = stomp_frame_get(f, "destination");
 	if (!dest || !*dest)
 		return stomp_fail(s, f, "missing destination header", NULL);
-	char *name;
-	size_t nlen;
-	int kind = stomp_dest_map(dest, false, &name, &nlen);
-	if (kind <= 0)
-		return stomp_dest_error(s, f, dest, kind, "to send to");
-	struct message *m = message_of(f, name, nlen);
+	struct stomp_dest d;
+	int err = stomp_dest_parse(dest, false, &d);
+	if (err < 0)
+		return stomp_dest_fail(s, f, dest, err, "to send to");
+	struct message *m = message_of(f, d.name, d.len);
 	if (!m) {
-		free(name);
+		free(d.name);
 		return stomp_fail(s, f, "out of memory", NULL);
 	}
-	bool is_queue = kind == 2;
+	bool is_queue = d.kind == STOMP_DEST_QUEUE;
 	bool absent;
 	struct stomp_tx *tx = stomp_tx_of(s, f, &absent);
 	if (!tx && !absent) {
-		free(name);
+		free(d.name);
 		message_unref(m);
 		return -1;
 	}
 	if (tx) {
 		struct stomp_op op = { .kind = STOMP_OP_SEND, .m = m,
-				       .queue = is_queue ? name : NULL, .qlen = nlen };
+				       .queue = is_queue ? d.name : NULL, .qlen = d.len };
 		if (!is_queue)
-			free(name);
-		return stomp_tx_add(s, tx, f, &op, f->body_len + nlen);
+			free(d.name);
+		return stomp_tx_add(s, tx, f, &op, f->body_len + d.len);
 	}
-	int r = deliver_send(s, f, m, is_queue ? name : NULL, nlen);
-	free(name);
+	int r = deliver_send(s, f, m, is_queue ? d.name : NULL, d.len);
+	free(d.name);
 	message_unref(m);
 	return r;
 }

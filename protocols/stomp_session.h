@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "stomp_codec.h"
+#include "stomp_dest.h"
 #include "protocol.h"
 
 struct conn;
@@ -159,16 +160,5 @@ struct stomp_tx *stomp_tx_of(struct stomp_session *s, const struct stomp_frame *
 int stomp_tx_add(struct stomp_session *s, struct stomp_tx *tx, const struct stomp_frame *f,
 		 const struct stomp_op *op, size_t bytes);
 void stomp_tx_free_all(struct stomp_session *s);
-
-/* Destination mapping. "/topic/a.b" -> "a/b" (filter: '*' -> '+', '#'
- * kept); "/queue/x" -> "x". Returns 1 topic, 2 queue, 0 unknown prefix,
- * -1 invalid name, -2 OOM; *out is malloc'd. */
-int stomp_dest_map(const char *dest, bool filter, char **out, size_t *out_len);
-/* ERROR for a destination stomp_dest_map refused (kind 0 unsupported prefix,
- * -1 invalid, -2 out of memory); `use` ends the sentence ("to send to"). */
-int stomp_dest_error(struct stomp_session *s, const struct stomp_frame *f, const char *dest,
-		     int kind, const char *use);
-/* Router topic -> "/topic/..." into buf. 0 or -1 OOM. */
-int stomp_topic_dest(struct stomp_buf *b, const char *topic, size_t len);
 
 #endif

@@ -102,18 +102,6 @@ static long pend_find(const struct stomp_sub *sub, uint64_t seq)
 
 /* ---- MESSAGE ---- */
 
-int stomp_topic_dest(struct stomp_buf *b, const char *topic, size_t len)
-{
-	b->len = 0;
-	if (stomp_buf_append(b, "/topic/", 7) < 0 || stomp_buf_reserve(b, len) < 0)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		char ch = topic[i];
-		b->data[b->len++] = (uint8_t)(ch == '/' ? '.' : ch == '.' ? '/' : ch);
-	}
-	return 0;
-}
-
 /* Headers the broker writes itself; a property with one of these names
  * (an MQTT user property, say) would only confuse the reader. */
 static bool reserved_name(const char *n)
@@ -212,7 +200,7 @@ static struct held_frame *held_for(struct stomp_session *s, const struct message
 		return h;
 	h->m = NULL;
 	h->head.len = h->tail.len = 0;
-	if (stomp_topic_dest(&s->tmp, m->topic, m->topic_len) < 0 ||
+	if (stomp_dest_of_topic(&s->tmp, m->topic, m->topic_len) < 0 ||
 	    encode_head(&h->head, s->v, &s->tmp) < 0 || encode_tail(&h->tail, s->v, m) < 0)
 		return NULL;
 	h->m = m;
@@ -430,21 +418,6 @@ static int parse_ack_mode(const char *v, enum stomp_ack_mode *out)
 	return 0;
 }
 
-int stomp_dest_error(struct stomp_session *s, const struct stomp_frame *f, const char *dest,
-		     int kind, const char *use)
-{
-	char d[200];
-	if (kind == -2)
-		return stomp_fail(s, f, "out of memory", NULL);
-	if (kind == 0) {
-		snprintf(d, sizeof(d), "'%.100s': supported destinations are /topic/<name> and "
-			 "/queue/<name>", dest);
-		return stomp_fail(s, f, "unsupported destination", d);
-	}
-	snprintf(d, sizeof(d), "'%.100s' is not a valid destination %s", dest, use);
-	return stomp_fail(s, f, "invalid destination", d);
-}
-
 static struct stomp_sub *sub_new(struct stomp_session *s, const char *id, bool has_id,
 				 const char *dest, enum stomp_ack_mode ack)
 {
@@ -498,33 +471,33 @@ int stomp_on_subscribe(struct stomp_session *s, const struct stomp_frame *f)
 	if (parse_ack_mode(stomp_frame_get(f, "ack"), &ack) < 0)
 		return stomp_fail(s, f, "invalid ack mode",
 				  "ack must be auto, client or client-individual");
-	char *name;
-	size_t nlen;
-	int kind = stomp_dest_map(dest, true, &name, &nlen);
-	if (kind <= 0)
-		return stomp_dest_error(s, f, dest, kind, "to subscribe to");
+	struct stomp_dest d;
+	int err = stomp_dest_parse(dest, true, &d);
+	if (err < 0)
+		return stomp_dest_fail(s, f, dest, err, "to subscribe to");
 	struct stomp_sub *sub = sub_new(s, id, has_id, dest, ack);
 	if (!sub) {
-		free(name);
+		free(d.name);
 		return stomp_fail(s, f, "out of memory", NULL);
 	}
-	int err = 0;
-	if (kind == 1) {
-		sub->rsub = router_subscribe(s->r, name, nlen, s, deliver_topic, sub, &err);
-		free(name);
+	if (d.kind == STOMP_DEST_TOPIC) {
+		sub->rsub = router_subscribe(s->r, d.name, d.len, s, deliver_topic, sub, &err);
+		free(d.name);
 	} else {
-		sub->queue = name;
-		sub->qlen = nlen;
+		sub->queue = d.name;
+		sub->qlen = d.len;
 		/* messages waiting in the queue arrive before this returns */
 		struct router_consumer *rc =
-			router_queue_consume(s->r, name, nlen, s, deliver_queue, sub,
+			router_queue_consume(s->r, d.name, d.len, s, deliver_queue, sub,
 					     (unsigned)s->cfg->stomp_max_unacked, false, &err);
 		sub->cons = rc;
 	}
 	if (!sub->rsub && !sub->cons) {
 		sub_remove(s, sub);
 		sub_release(s, sub);
-		return stomp_dest_error(s, f, dest, err == ROUTER_ENOMEM ? -2 : -1, "to subscribe to");
+		return stomp_dest_fail(s, f, dest,
+				       err == ROUTER_ENOMEM ? STOMP_DEST_ENOMEM : STOMP_DEST_EINVAL,
+				       "to subscribe to");
 	}
 	return 0;
 }
