@@ -79,7 +79,7 @@ static int pend_push(struct stomp_sub *sub, uint64_t seq, uint64_t tag, uint64_t
 		size_t cap = sub->pcap ? sub->pcap * 2 : 16;
 		struct stomp_pending *p = realloc(sub->pend, cap * sizeof(*p));
 		if (!p)
-			return -1;
+			return STOMP_ENOMEM;
 		sub->pend = p;
 		sub->pcap = cap;
 	}
@@ -149,7 +149,7 @@ static int encode_head(struct stomp_buf *b, enum stomp_version v, const struct s
 {
 	return stomp_encode_command(b, STOMP_MESSAGE) < 0 ||
 	       stomp_encode_header(b, v, STOMP_MESSAGE, "destination", 11,
-				   (const char *)dest->data, dest->len) < 0 ? -1 : 0;
+				   (const char *)dest->data, dest->len) < 0 ? STOMP_ENOMEM : 0;
 }
 
 static int encode_tail(struct stomp_buf *b, enum stomp_version v, const struct message *m)
@@ -160,12 +160,12 @@ static int encode_tail(struct stomp_buf *b, enum stomp_version v, const struct m
 	if ((m->content_type && stomp_encode_header_str(b, v, C, "content-type", m->content_type) < 0) ||
 	    stomp_encode_header_str(b, v, C, "content-length", cl) < 0 ||
 	    (m->redelivered && stomp_encode_header_str(b, v, C, "redelivered", "true") < 0))
-		return -1;
+		return STOMP_ENOMEM;
 	for (size_t i = 0; i < m->nprops; i++) {
 		if (reserved_name(m->props[i].name))
 			continue;
 		if (stomp_encode_header_str(b, v, C, m->props[i].name, m->props[i].value) < 0)
-			return -1;
+			return STOMP_ENOMEM;
 	}
 	return stomp_encode_body(b, m->payload, m->payload_len);
 }
@@ -188,7 +188,7 @@ static int encode_message(struct stomp_session *s, const struct stomp_sub *sub,
 	    (sub->has_id && stomp_encode_header_str(b, v, C, "subscription", sub->id) < 0) ||
 	    (v >= STOMP_V12 && sub->ack != STOMP_ACK_AUTO &&
 	     stomp_encode_header_str(b, v, C, "ack", mid) < 0))
-		return -1;
+		return STOMP_ENOMEM;
 	return encode_tail(b, v, m);
 }
 
@@ -242,7 +242,7 @@ static int put_raw_header(struct stomp_buf *b, const char *name, size_t nlen, co
 			  size_t vlen)
 {
 	if (stomp_buf_reserve(b, nlen + vlen + 2) < 0)
-		return -1;
+		return STOMP_ENOMEM;
 	memcpy(b->data + b->len, name, nlen);
 	b->data[b->len + nlen] = ':';
 	memcpy(b->data + b->len + nlen + 1, v, vlen);
@@ -260,14 +260,14 @@ static int encode_topic_message(struct stomp_session *s, const struct stomp_sub 
 	size_t midlen = format_mid(mid, s, sub->num, seq);
 	b->len = 0;
 	if (stomp_buf_append(b, h->head.data, h->head.len) < 0)
-		return -1;
+		return STOMP_ENOMEM;
 	size_t mstart = b->len;
 	if (put_raw_header(b, "message-id", 10, mid, midlen) < 0 ||
 	    (sub->has_id && stomp_encode_header(b, s->v, STOMP_MESSAGE, "subscription", 12,
 						sub->id, strlen(sub->id)) < 0) ||
 	    (s->v >= STOMP_V12 && sub->ack != STOMP_ACK_AUTO &&
 	     put_raw_header(b, "ack", 3, mid, midlen) < 0))
-		return -1;
+		return STOMP_ENOMEM;
 	*utf8 = h->utf8 && utf8_valid(b->data + mstart, b->len - mstart);
 	return stomp_buf_append(b, h->tail.data, h->tail.len);
 }
@@ -292,13 +292,13 @@ static int send_message(struct stomp_session *s, const struct stomp_sub *sub,
 		bool utf8;
 		if (!h || encode_topic_message(s, sub, h, seq, &utf8) < 0) {
 			s->out.len = 0;
-			return -1;
+			return STOMP_ENOMEM;
 		}
 		return flush_at(s, conn_is_websocket(s->c) && !utf8, h->now_ms);
 	}
 	if (encode_message(s, sub, m, seq) < 0) {
 		s->out.len = 0;
-		return -1;
+		return STOMP_ENOMEM;
 	}
 	bool binary = conn_is_websocket(s->c) && !utf8_valid(s->out.data, s->out.len);
 	return stomp_flush_out(s, binary);
@@ -405,7 +405,7 @@ void stomp_release_auto_held(struct stomp_session *s)
 
 /* ---- SUBSCRIBE / UNSUBSCRIBE ---- */
 
-static int parse_ack_mode(const char *v, enum stomp_ack_mode *out)
+static bool parse_ack_mode(const char *v, enum stomp_ack_mode *out)
 {
 	if (!v || strcmp(v, "auto") == 0)
 		*out = STOMP_ACK_AUTO;
@@ -414,8 +414,8 @@ static int parse_ack_mode(const char *v, enum stomp_ack_mode *out)
 	else if (strcmp(v, "client-individual") == 0)
 		*out = STOMP_ACK_INDIVIDUAL;
 	else
-		return -1;
-	return 0;
+		return false;
+	return true;
 }
 
 static struct stomp_sub *sub_new(struct stomp_session *s, const char *id, bool has_id,
@@ -468,7 +468,7 @@ int stomp_on_subscribe(struct stomp_session *s, const struct stomp_frame *f)
 		return stomp_fail(s, f, "too many subscriptions", d);
 	}
 	enum stomp_ack_mode ack;
-	if (parse_ack_mode(stomp_frame_get(f, "ack"), &ack) < 0)
+	if (!parse_ack_mode(stomp_frame_get(f, "ack"), &ack))
 		return stomp_fail(s, f, "invalid ack mode",
 				  "ack must be auto, client or client-individual");
 	struct stomp_dest d;
@@ -527,35 +527,35 @@ int stomp_on_unsubscribe(struct stomp_session *s, const struct stomp_frame *f)
 
 /* ---- ACK / NACK ---- */
 
-static int parse_u64(const char **pp, uint64_t *out)
+static bool parse_u64(const char **pp, uint64_t *out)
 {
 	const char *p = *pp;
 	uint64_t x = 0;
 	if (*p < '0' || *p > '9')
-		return -1;
+		return false;
 	while (*p >= '0' && *p <= '9') {
 		if (x > (UINT64_MAX - 9) / 10)
-			return -1;
+			return false;
 		x = x * 10 + (uint64_t)(*p++ - '0');
 	}
 	*pp = p;
 	*out = x;
-	return 0;
+	return true;
 }
 
 /* "<session>-<sub>-<seq>" of this session. */
-static int parse_message_id(const struct stomp_session *s, const char *v, uint32_t *num,
-			    uint64_t *seq)
+static bool parse_message_id(const struct stomp_session *s, const char *v, uint32_t *num,
+			     uint64_t *seq)
 {
 	size_t n = strlen(s->id);
 	uint64_t x;
 	if (strncmp(v, s->id, n) != 0 || v[n] != '-')
-		return -1;
+		return false;
 	v += n + 1;
-	if (parse_u64(&v, &x) < 0 || x > UINT32_MAX || *v++ != '-' || parse_u64(&v, seq) < 0 || *v)
-		return -1;
+	if (!parse_u64(&v, &x) || x > UINT32_MAX || *v++ != '-' || !parse_u64(&v, seq) || *v)
+		return false;
 	*num = (uint32_t)x;
-	return 0;
+	return true;
 }
 
 int stomp_on_ack(struct stomp_session *s, const struct stomp_frame *f, bool nack)
@@ -574,7 +574,7 @@ int stomp_on_ack(struct stomp_session *s, const struct stomp_frame *f, bool nack
 	uint32_t num;
 	uint64_t seq;
 	struct stomp_sub *sub = NULL;
-	if (parse_message_id(s, v, &num, &seq) == 0)
+	if (parse_message_id(s, v, &num, &seq))
 		sub = sub_by_num(s, num);
 	const char *sid = stomp_frame_get(f, "subscription");
 	if (sub && s->v == STOMP_V11 && sid && strcmp(sid, sub->id) != 0)
@@ -588,7 +588,7 @@ int stomp_on_ack(struct stomp_session *s, const struct stomp_frame *f, bool nack
 	bool absent;
 	struct stomp_tx *tx = stomp_tx_of(s, f, &absent);
 	if (!tx && !absent)
-		return -1;
+		return STOMP_CLOSED;
 	if (tx) {
 		struct stomp_op op = { .kind = nack ? STOMP_OP_NACK : STOMP_OP_ACK,
 				       .subnum = num, .seq = seq };
