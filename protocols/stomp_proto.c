@@ -1,6 +1,6 @@
-/* stomp_proto: the STOMP protocol object (struct protocol): sessions
- * opened and closed, the byte stream cut into frames and each frame sent
- * to its handler, then its RECEIPT. The
+/* stomp_proto: the STOMP protocol object (struct protocol): the broker-wide
+ * state its init makes, sessions opened and closed, the byte stream cut
+ * into frames and each frame sent to its handler, then its RECEIPT. The
  * top of the STOMP files (stomp_session.h draws the graph); the rules of
  * each frame live in the files below. */
 #include "stomp.h"
@@ -13,8 +13,6 @@
 #include "log.h"
 #include "stomp_session.h"
 #include "store.h"
-
-static uint64_t session_counter;
 
 /* ---- frames ---- */
 
@@ -124,12 +122,31 @@ static int stomp_input(void *sp, const uint8_t *p, size_t n)
 
 /* ---- life cycle ---- */
 
+static void *stomp_init(const struct proto_env *env)
+{
+	(void)env;
+	return calloc(1, sizeof(struct stomp_broker));
+}
+
+static void stomp_teardown(const struct proto_env *env)
+{
+	struct stomp_broker *b = env->state;
+	if (!b)
+		return;
+	stomp_held_frames_free(b);
+	free(b);
+}
+
 static void *stomp_open(struct conn *c, const struct proto_env *env, const char *ws_name)
 {
+	struct stomp_broker *b = env->state;
+	if (!b)
+		return NULL;   /* opened without stomp_protocol.init */
 	struct stomp_session *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
 	s->c = c;
+	s->b = b;
 	s->r = env->router;
 	s->cfg = env->cfg;
 	s->st = env->store;
@@ -139,7 +156,7 @@ static void *stomp_open(struct conn *c, const struct proto_env *env, const char 
 		s->v = STOMP_V12;   /* how to word an ERROR before CONNECT */
 	else if (ws_name && strcmp(ws_name, "v11.stomp") == 0)
 		s->v = STOMP_V11;
-	snprintf(s->id, sizeof(s->id), "wsb-%llu", (unsigned long long)++session_counter);
+	snprintf(s->id, sizeof(s->id), "wsb-%llu", (unsigned long long)++b->sessions);
 	struct stomp_limits lim = {
 		.max_headers = env->cfg->stomp_max_headers,
 		.max_header_size = env->cfg->stomp_max_header_size,
@@ -172,12 +189,6 @@ static void stomp_close(void *sp, enum proto_close_reason why)
 	free(s);
 }
 
-static void stomp_teardown(const struct proto_env *env)
-{
-	(void)env;
-	stomp_held_frames_free();
-}
-
 static void proto_tick(void *sp)
 {
 	struct stomp_session *s = sp;
@@ -201,6 +212,7 @@ const struct protocol stomp_protocol = {
 	.ws_binary_only = false,
 	.ws_binary_out = false,
 	.sniff = stomp_sniff,
+	.init = stomp_init,
 	.open = stomp_open,
 	.input = stomp_input,
 	.tick = proto_tick,

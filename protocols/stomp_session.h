@@ -1,12 +1,12 @@
 /* stomp_session: the state one STOMP connection keeps, the broker-wide
- * of the protocol, and what the STOMP files call of each other.
+ * state of the protocol, and what the STOMP files call of each other.
  * Internal to the STOMP session; nothing outside protocols/stomp*.c
  * includes it.
  *
  * The files call one way: each only files in rows below its own.
  *
- *   stomp_proto.c   the protocol object: open/close, input cut into
- *        |          frames, dispatch, tick, teardown
+ *   stomp_proto.c   the protocol object: init/teardown (struct stomp_broker),
+ *        |          open/close, input cut into frames, dispatch, tick
  *   stomp_send.c    SEND, COMMIT (applies held SENDs and ACKs)
  *        |
  *   stomp_sub.c     SUBSCRIBE, UNSUBSCRIBE, MESSAGE, ACK/NACK
@@ -57,6 +57,26 @@ enum stomp_status {
 	STOMP_ENOMEM = -2             /* out of memory; nothing was sent */
 };
 
+/* ---- broker-wide: one per protocol instance (stomp_protocol.init) ---- */
+
+/* The head and tail of a topic MESSAGE for one protocol version, kept while
+ * one message fans out (stomp_sub.c says how it is used). */
+struct stomp_held_frame {
+	const struct message *m;
+	uint64_t id;
+	bool redelivered;
+	bool utf8;                    /* head and tail are valid UTF-8 */
+	uint64_t now_ms;              /* when the fan-out began */
+	struct stomp_buf head, tail;
+};
+
+struct stomp_broker {
+	uint64_t sessions;            /* opened so far; names the next one */
+	struct stomp_held_frame held[STOMP_V12 + 1];
+};
+
+/* ---- one connection ---- */
+
 struct stomp_session;
 
 struct stomp_sub {
@@ -94,6 +114,7 @@ struct stomp_tx {
 
 struct stomp_session {
 	struct conn *c;
+	struct stomp_broker *b;
 	struct router *r;
 	const struct cfg *cfg;
 	struct store *st;
@@ -206,8 +227,8 @@ void stomp_subs_free(struct stomp_session *s);
 /* Auto-mode queue deliveries held while the reader was slow are acked once
  * its output is below the high-water mark again. */
 void stomp_release_auto_held(struct stomp_session *s);
-/* At broker exit: the encoding cache of topic MESSAGEs. */
-void stomp_held_frames_free(void);
+/* At teardown: the broker's encoding cache of topic MESSAGEs. */
+void stomp_held_frames_free(struct stomp_broker *b);
 
 /* ---- stomp_send.c ---- */
 

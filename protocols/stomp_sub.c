@@ -125,23 +125,15 @@ static bool reserved_name(const char *n)
  * a message is named by pointer, id and redelivered flag together, so that a
  * reused address (or a redelivered clone) is no match. Each piece begins
  * after a '\n' (or at the frame's start) and ends with an ASCII byte, so the
- * frame is valid UTF-8 exactly when each piece is. */
-struct held_frame {
-	const struct message *m;
-	uint64_t id;
-	bool redelivered;
-	bool utf8;                      /* head and tail are valid UTF-8 */
-	uint64_t now_ms;                /* when the fan-out began */
-	struct stomp_buf head, tail;
-};
-static struct held_frame held_frames[STOMP_V12 + 1];
+ * frame is valid UTF-8 exactly when each piece is. The cache is the
+ * broker's (struct stomp_broker), shared by its sessions. */
 
-void stomp_held_frames_free(void)
+void stomp_held_frames_free(struct stomp_broker *b)
 {
-	for (size_t i = 0; i < sizeof(held_frames) / sizeof(held_frames[0]); i++) {
-		stomp_buf_free(&held_frames[i].head);
-		stomp_buf_free(&held_frames[i].tail);
-		held_frames[i].m = NULL;
+	for (size_t i = 0; i < sizeof(b->held) / sizeof(b->held[0]); i++) {
+		stomp_buf_free(&b->held[i].head);
+		stomp_buf_free(&b->held[i].tail);
+		b->held[i].m = NULL;
 	}
 }
 
@@ -193,9 +185,9 @@ static int encode_message(struct stomp_session *s, const struct stomp_sub *sub,
 }
 
 /* The head and tail of m for version v, encoded now unless held already. */
-static struct held_frame *held_for(struct stomp_session *s, const struct message *m)
+static struct stomp_held_frame *held_for(struct stomp_session *s, const struct message *m)
 {
-	struct held_frame *h = &held_frames[s->v];
+	struct stomp_held_frame *h = &s->b->held[s->v];
 	if (h->m == m && h->id == m->id && h->redelivered == m->redelivered)
 		return h;
 	h->m = NULL;
@@ -253,7 +245,7 @@ static int put_raw_header(struct stomp_buf *b, const char *name, size_t nlen, co
 
 /* head, this delivery's headers, tail: into s->out. */
 static int encode_topic_message(struct stomp_session *s, const struct stomp_sub *sub,
-				const struct held_frame *h, uint64_t seq, bool *utf8)
+				const struct stomp_held_frame *h, uint64_t seq, bool *utf8)
 {
 	struct stomp_buf *b = &s->out;
 	char mid[sizeof(s->id) + 32];
@@ -288,7 +280,7 @@ static int send_message(struct stomp_session *s, const struct stomp_sub *sub,
 			const struct message *m, uint64_t seq)
 {
 	if (!sub->queue) {
-		const struct held_frame *h = held_for(s, m);
+		const struct stomp_held_frame *h = held_for(s, m);
 		bool utf8;
 		if (!h || encode_topic_message(s, sub, h, seq, &utf8) < 0) {
 			s->out.len = 0;
