@@ -8,7 +8,6 @@
 #include "route/message.h"
 #include "route/router.h"
 #include "stomp_session.h"
-#include "store.h"
 
 /* ---- SEND ---- */
 
@@ -63,8 +62,16 @@ static int queue_full(struct stomp_session *s, const struct stomp_frame *f, cons
 	return stomp_fail(s, f, "queue full", d);
 }
 
+/* The router refused a queue SEND (or the COMMIT holding it). */
+static int queue_refused(struct stomp_session *s, const struct stomp_frame *f, int err)
+{
+	return stomp_fail(s, f, err == ROUTER_ENOMEM ? "out of memory" : "invalid destination", NULL);
+}
+
 /* queue NULL: publish on m->topic. A queue message is written to the store
- * before the router sees it (stomp_store.c says why). */
+ * before the router sees it (stomp_store.c says why), and the router is
+ * asked first whether it will take it, so that the store only gets writes
+ * that stand. */
 static int deliver_send(struct stomp_session *s, const struct stomp_frame *f, struct message *m,
 			const char *queue, size_t qlen)
 {
@@ -72,19 +79,15 @@ static int deliver_send(struct stomp_session *s, const struct stomp_frame *f, st
 		router_publish(s->r, m);
 		return 0;
 	}
-	if (router_queue_depth(s->r, queue, qlen) >= s->cfg->queue_max_messages)
-		return queue_full(s, f, queue);
-	if (stomp_store_queue_msg(s, m, queue) < 0)
-		return stomp_fail(s, f, "out of memory", NULL);
-	int r = router_queue_send(s->r, queue, qlen, m);
-	if (r < 0)
-		store_queue_delete(s->st, m->store_seq, NULL, NULL);
+	int r = router_queue_reserve(s->r, queue, qlen, 1);
 	if (r == ROUTER_EFULL)
 		return queue_full(s, f, queue);
 	if (r < 0)
-		return stomp_fail(s, f, r == ROUTER_ENOMEM ? "out of memory" : "invalid destination",
-				  NULL);
-	return 0;
+		return queue_refused(s, f, r);
+	if (stomp_store_queue_msg(s, m, queue) < 0)
+		return stomp_fail(s, f, "out of memory", NULL);
+	r = router_queue_send(s->r, queue, qlen, m);
+	return r < 0 ? queue_refused(s, f, r) : 0;   /* not after the reservation */
 }
 
 int stomp_on_send(struct stomp_session *s, const struct stomp_frame *f)
@@ -122,11 +125,11 @@ int stomp_on_send(struct stomp_session *s, const struct stomp_frame *f)
 	return r;
 }
 
-/* A COMMIT applies all its frames or none: the queues its SENDs go to must
- * have room for all of them first. The name of a queue that has not, or
- * NULL. Distinct queues in one transaction are few; the scan is O(ops x
- * distinct queues). */
-static const char *tx_queue_without_room(struct stomp_session *s, const struct stomp_tx *t)
+/* A COMMIT applies all its frames or none: the router must take all its
+ * SENDs to each queue first. 0, or the router's error with *queue set to
+ * the queue that refused. Distinct queues in one transaction are few; the
+ * scan is O(ops x distinct queues). */
+static int tx_reserve(struct stomp_session *s, const struct stomp_tx *t, const char **queue)
 {
 	for (size_t i = 0; i < t->nops; i++) {
 		const struct stomp_op *op = &t->ops[i];
@@ -143,11 +146,13 @@ static const char *tx_queue_without_room(struct stomp_session *s, const struct s
 			else
 				n++;
 		}
-		if (!seen && router_queue_depth(s->r, op->queue, op->qlen) + n >
-			     s->cfg->queue_max_messages)
-			return op->queue;
+		int r = seen ? 0 : router_queue_reserve(s->r, op->queue, op->qlen, n);
+		if (r < 0) {
+			*queue = op->queue;
+			return r;
+		}
 	}
-	return NULL;
+	return 0;
 }
 
 int stomp_on_commit(struct stomp_session *s, const struct stomp_frame *f)
@@ -155,17 +160,21 @@ int stomp_on_commit(struct stomp_session *s, const struct stomp_frame *f)
 	struct stomp_tx t;
 	if (stomp_tx_end(s, f, &t) < 0)
 		return STOMP_CLOSED;
-	const char *full = tx_queue_without_room(s, &t);
-	if (full) {
+	const char *queue;
+	int r = tx_reserve(s, &t, &queue);
+	if (r == ROUTER_EFULL) {
 		char d[240];
 		snprintf(d, sizeof(d), "queue '%.100s' has no room for this transaction's messages "
-			 "(limit %zu); nothing of the transaction was applied", full,
+			 "(limit %zu); nothing of the transaction was applied", queue,
 			 s->cfg->queue_max_messages);
-		int r = stomp_fail(s, f, "queue full", d);
+		r = stomp_fail(s, f, "queue full", d);
+	} else if (r < 0) {
+		r = queue_refused(s, f, r);
+	}
+	if (r < 0) {
 		stomp_tx_release(&t);
 		return r;
 	}
-	int r = 0;
 	for (size_t i = 0; i < t.nops && r == 0; i++) {
 		struct stomp_op *op = &t.ops[i];
 		if (op->kind == STOMP_OP_SEND)

@@ -192,8 +192,9 @@ int stomp_after_frame(struct stomp_session *s, const char *receipt, uint64_t sin
 bool stomp_waiting(const struct stomp_session *s);
 /* The connection is going: completions still owed find no session. */
 void stomp_waiters_detach(struct stomp_session *s);
-/* SEND to a queue: written to the store (m->store_seq set), then queued.
- * 0, STOMP_ENOMEM, or the store's error. */
+/* SEND to a queue: written to the store (m->store_seq set). The caller has
+ * made sure the router takes it next. 0, STOMP_ENOMEM, or the store's
+ * error. */
 int stomp_store_queue_msg(struct stomp_session *s, struct message *m, const char *queue);
 /* Start-up: the stored queues back into the router. */
 int stomp_restore(const struct proto_env *env);

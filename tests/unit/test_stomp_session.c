@@ -1229,6 +1229,30 @@ static void test_queue_full(void **st)
 	client_close(b);
 }
 
+/* The router is asked before the store: a SEND it refuses, alone or in a
+ * COMMIT, writes nothing. */
+static void test_refused_send_writes_nothing(void **st)
+{
+	(void)st;
+	router_free(router);
+	cfg.queue_max_messages = 1;
+	env_up();
+	struct client *b = connected("1.2");
+	queue_fill(b, "/queue/one", 1);
+	uint64_t before = store_submitted(store);
+	feed(b, "SEND\ndestination:/queue/one\n\nover");
+	expect_error(b, "queue full");
+	assert_int_equal(store_submitted(store), before);
+	client_close(b);
+	b = connected("1.2");
+	feed(b, "BEGIN\ntransaction:t\n\n");
+	feed(b, "SEND\ndestination:/queue/one\ntransaction:t\n\nover");
+	feed(b, "COMMIT\ntransaction:t\n\n");
+	expect_error(b, "queue full");
+	assert_int_equal(store_submitted(store), before);
+	client_close(b);
+}
+
 /* A transaction whose SENDs do not all fit applies none of them. */
 static void test_commit_is_all_or_nothing(void **st)
 {
@@ -1490,6 +1514,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_malformed_frames, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_send_writes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_is_all_or_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destination_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disconnect_with_receipt, setup, teardown),
