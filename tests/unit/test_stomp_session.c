@@ -1213,12 +1213,18 @@ static void test_limits(void **st)
 	client_close(a);
 }
 
+/* A fresh router whose queues hold at most n messages. */
+static void queues_bounded_at(size_t n)
+{
+	router_free(router);
+	cfg.queue_max_messages = n;
+	env_up();
+}
+
 static void test_queue_full(void **st)
 {
 	(void)st;
-	router_free(router);
-	cfg.queue_max_messages = 2;
-	env_up();
+	queues_bounded_at(2);
 	struct client *b = connected("1.2");
 	queue_fill(b, "/queue/full", 2);
 	expect_nothing(b);
@@ -1234,9 +1240,7 @@ static void test_queue_full(void **st)
 static void test_refused_send_writes_nothing(void **st)
 {
 	(void)st;
-	router_free(router);
-	cfg.queue_max_messages = 1;
-	env_up();
+	queues_bounded_at(1);
 	struct client *b = connected("1.2");
 	queue_fill(b, "/queue/one", 1);
 	uint64_t before = store_submitted(store);
@@ -1257,9 +1261,7 @@ static void test_refused_send_writes_nothing(void **st)
 static void test_commit_is_all_or_nothing(void **st)
 {
 	(void)st;
-	router_free(router);
-	cfg.queue_max_messages = 3;
-	env_up();
+	queues_bounded_at(3);
 	struct client *b = connected("1.2");
 	queue_fill(b, "/queue/tx", 1);
 	feed(b, "BEGIN\ntransaction:t\n\n");
