@@ -189,6 +189,8 @@ static void stomp_close(void *sp, enum proto_close_reason why)
 	free(s);
 }
 
+/* stomp_tick knows the connection's deadlines; the acks held for a slow
+ * reader belong to stomp_sub.c, above it, so they are released here. */
 static void proto_tick(void *sp)
 {
 	struct stomp_session *s = sp;
