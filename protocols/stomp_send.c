@@ -1,60 +1,13 @@
-/* stomp_send: SEND (a frame becomes a struct message for the router),
- * destination names, and transactions (BEGIN/COMMIT/ABORT), which hold
- * SENDs and ACK/NACKs until COMMIT and drop them at ABORT or disconnect. */
+/* stomp_send: SEND (a frame becomes a struct message for the router, and a
+ * queue message a row in the store) and COMMIT, which applies what a
+ * transaction held (stomp_tx.c keeps it) all or nothing. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "config.h"
-#include "net/conn.h"
 #include "route/message.h"
 #include "route/router.h"
 #include "stomp_session.h"
-#include "store.h"
-
-/* ---- destinations ---- */
-
-static int topic_map(const char *n, bool filter, char **out, size_t *out_len)
-{
-	size_t len = strlen(n);
-	if (len == 0)
-		return -1;
-	char *o = malloc(len + 1);
-	if (!o)
-		return -2;
-	for (size_t i = 0; i < len; i++) {
-		char ch = n[i];
-		if (ch == '+' && filter) {
-			free(o);   /* it would turn into a router wildcard */
-			return -1;
-		}
-		o[i] = ch == '.' ? '/' : ch == '/' ? '.' : (filter && ch == '*') ? '+' : ch;
-	}
-	o[len] = 0;
-	if (!(filter ? router_filter_valid(o, len) : router_topic_valid(o, len))) {
-		free(o);
-		return -1;
-	}
-	*out = o;
-	*out_len = len;
-	return 1;
-}
-
-int stomp_dest_map(const char *dest, bool filter, char **out, size_t *out_len)
-{
-	if (strncmp(dest, "/topic/", 7) == 0)
-		return topic_map(dest + 7, filter, out, out_len);
-	if (strncmp(dest, "/queue/", 7) == 0) {
-		const char *n = dest + 7;
-		if (!*n)
-			return -1;
-		*out = strdup(n);
-		if (!*out)
-			return -2;
-		*out_len = strlen(n);
-		return 2;
-	}
-	return 0;
-}
 
 /* ---- SEND ---- */
 
@@ -79,7 +32,7 @@ static int copy_props(struct message *m, const struct stomp_frame *f)
 		if (frame_header(h->name) || stomp_frame_header(f, h->name) != h)
 			continue;
 		if (message_add_prop(m, h->name, h->name_len, h->value, h->value_len) < 0)
-			return -1;
+			return STOMP_ENOMEM;
 	}
 	return 0;
 }
@@ -109,8 +62,16 @@ static int queue_full(struct stomp_session *s, const struct stomp_frame *f, cons
 	return stomp_fail(s, f, "queue full", d);
 }
 
+/* The router refused a queue SEND (or the COMMIT holding it). */
+static int queue_refused(struct stomp_session *s, const struct stomp_frame *f, int err)
+{
+	return stomp_fail(s, f, err == ROUTER_ENOMEM ? "out of memory" : "invalid destination", NULL);
+}
+
 /* queue NULL: publish on m->topic. A queue message is written to the store
- * before the router sees it (stomp_store.c says why). */
+ * before the router sees it (stomp_store.c says why), and the router is
+ * asked first whether it will take it, so that the store only gets writes
+ * that stand. */
 static int deliver_send(struct stomp_session *s, const struct stomp_frame *f, struct message *m,
 			const char *queue, size_t qlen)
 {
@@ -118,19 +79,15 @@ static int deliver_send(struct stomp_session *s, const struct stomp_frame *f, st
 		router_publish(s->r, m);
 		return 0;
 	}
-	if (router_queue_depth(s->r, queue, qlen) >= s->cfg->queue_max_messages)
-		return queue_full(s, f, queue);
-	if (stomp_store_queue_msg(s, m, queue) < 0)
-		return stomp_fail(s, f, "out of memory", NULL);
-	int r = router_queue_send(s->r, queue, qlen, m);
-	if (r < 0)
-		store_queue_delete(s->st, m->store_seq, NULL, NULL);
+	int r = router_queue_reserve(s->r, queue, qlen, 1);
 	if (r == ROUTER_EFULL)
 		return queue_full(s, f, queue);
 	if (r < 0)
-		return stomp_fail(s, f, r == ROUTER_ENOMEM ? "out of memory" : "invalid destination",
-				  NULL);
-	return 0;
+		return queue_refused(s, f, r);
+	if (stomp_store_queue_msg(s, m, queue) < 0)
+		return stomp_fail(s, f, "out of memory", NULL);
+	r = router_queue_send(s->r, queue, qlen, m);
+	return r < 0 ? queue_refused(s, f, r) : 0;   /* not after the reservation */
 }
 
 int stomp_on_send(struct stomp_session *s, const struct stomp_frame *f)
@@ -138,180 +95,41 @@ int stomp_on_send(struct stomp_session *s, const struct stomp_frame *f)
 	const char *dest = stomp_frame_get(f, "destination");
 	if (!dest || !*dest)
 		return stomp_fail(s, f, "missing destination header", NULL);
-	char *name;
-	size_t nlen;
-	int kind = stomp_dest_map(dest, false, &name, &nlen);
-	if (kind <= 0)
-		return stomp_dest_error(s, f, dest, kind, "to send to");
-	struct message *m = message_of(f, name, nlen);
+	struct stomp_dest d;
+	int err = stomp_dest_parse(dest, false, &d);
+	if (err < 0)
+		return stomp_dest_fail(s, f, dest, err, "to send to");
+	struct message *m = message_of(f, d.name, d.len);
 	if (!m) {
-		free(name);
+		free(d.name);
 		return stomp_fail(s, f, "out of memory", NULL);
 	}
-	bool is_queue = kind == 2;
+	bool is_queue = d.kind == STOMP_DEST_QUEUE;
 	bool absent;
 	struct stomp_tx *tx = stomp_tx_of(s, f, &absent);
 	if (!tx && !absent) {
-		free(name);
+		free(d.name);
 		message_unref(m);
-		return -1;
+		return STOMP_CLOSED;
 	}
 	if (tx) {
 		struct stomp_op op = { .kind = STOMP_OP_SEND, .m = m,
-				       .queue = is_queue ? name : NULL, .qlen = nlen };
+				       .queue = is_queue ? d.name : NULL, .qlen = d.len };
 		if (!is_queue)
-			free(name);
-		return stomp_tx_add(s, tx, f, &op, f->body_len + nlen);
+			free(d.name);
+		return stomp_tx_add(s, tx, f, &op, f->body_len + d.len);
 	}
-	int r = deliver_send(s, f, m, is_queue ? name : NULL, nlen);
-	free(name);
+	int r = deliver_send(s, f, m, is_queue ? d.name : NULL, d.len);
+	free(d.name);
 	message_unref(m);
 	return r;
 }
 
-/* ---- transactions ---- */
-
-static void op_free(struct stomp_op *op)
-{
-	if (op->m)
-		message_unref(op->m);
-	free(op->queue);
-	op->m = NULL;
-	op->queue = NULL;
-}
-
-static struct stomp_tx *tx_find(struct stomp_session *s, const char *id)
-{
-	for (size_t i = 0; i < s->ntx; i++)
-		if (strcmp(s->txs[i].id, id) == 0)
-			return &s->txs[i];
-	return NULL;
-}
-
-/* Takes tx out of the table; the caller frees its contents. */
-static struct stomp_tx tx_take(struct stomp_session *s, struct stomp_tx *tx)
-{
-	struct stomp_tx t = *tx;
-	*tx = s->txs[--s->ntx];
-	for (size_t i = 0; i < t.nops; i++) {
-		s->tx_ops--;
-		if (t.ops[i].kind == STOMP_OP_SEND)
-			s->tx_bytes -= t.ops[i].m->payload_len + t.ops[i].m->topic_len;
-	}
-	return t;
-}
-
-static void tx_release(struct stomp_tx *t)
-{
-	for (size_t i = 0; i < t->nops; i++)
-		op_free(&t->ops[i]);
-	free(t->ops);
-	free(t->id);
-}
-
-void stomp_tx_free_all(struct stomp_session *s)
-{
-	for (size_t i = 0; i < s->ntx; i++)
-		tx_release(&s->txs[i]);
-	free(s->txs);
-	s->txs = NULL;
-	s->ntx = 0;
-	s->tx_ops = s->tx_bytes = 0;
-}
-
-struct stomp_tx *stomp_tx_of(struct stomp_session *s, const struct stomp_frame *f, bool *absent)
-{
-	const char *id = stomp_frame_get(f, "transaction");
-	*absent = id == NULL;
-	if (!id)
-		return NULL;
-	struct stomp_tx *tx = tx_find(s, id);
-	if (!tx) {
-		char d[160];
-		snprintf(d, sizeof(d), "transaction '%.100s' was not begun", id);
-		stomp_fail(s, f, "unknown transaction", d);
-	}
-	return tx;
-}
-
-/* What open transactions may hold at once: the output bound is the one a
- * client already agreed to be held to. */
-static size_t tx_byte_limit(const struct stomp_session *s)
-{
-	return s->cfg->out_hard_limit ? s->cfg->out_hard_limit : 16 * s->cfg->stomp_max_body;
-}
-
-int stomp_tx_add(struct stomp_session *s, struct stomp_tx *tx, const struct stomp_frame *f,
-		 const struct stomp_op *op, size_t bytes)
-{
-	struct stomp_op o = *op;
-	if (s->tx_ops >= s->cfg->stomp_max_tx_frames || bytes > tx_byte_limit(s) - s->tx_bytes) {
-		op_free(&o);
-		return stomp_fail(s, f, "transaction too large",
-				  "COMMIT the transaction before sending more");
-	}
-	if (tx->nops == tx->cap) {
-		size_t cap = tx->cap ? tx->cap * 2 : 8;
-		struct stomp_op *a = realloc(tx->ops, cap * sizeof(*a));
-		if (!a) {
-			op_free(&o);
-			return stomp_fail(s, f, "out of memory", NULL);
-		}
-		tx->ops = a;
-		tx->cap = cap;
-	}
-	tx->ops[tx->nops++] = o;
-	s->tx_ops++;
-	s->tx_bytes += bytes;
-	return 0;
-}
-
-static const char *tx_id(struct stomp_session *s, const struct stomp_frame *f)
-{
-	const char *id = stomp_frame_get(f, "transaction");
-	if (!id)
-		stomp_fail(s, f, "missing transaction header", NULL);
-	return id;
-}
-
-int stomp_on_begin(struct stomp_session *s, const struct stomp_frame *f)
-{
-	const char *id = tx_id(s, f);
-	if (!id)
-		return -1;
-	if (tx_find(s, id))
-		return stomp_fail(s, f, "transaction already begun", NULL);
-	if (s->ntx >= s->cfg->stomp_max_transactions)
-		return stomp_fail(s, f, "too many open transactions", NULL);
-	struct stomp_tx *a = realloc(s->txs, (s->ntx + 1) * sizeof(*a));
-	if (!a)
-		return stomp_fail(s, f, "out of memory", NULL);
-	s->txs = a;
-	char *dup = strdup(id);
-	if (!dup)
-		return stomp_fail(s, f, "out of memory", NULL);
-	s->txs[s->ntx++] = (struct stomp_tx){ .id = dup };
-	return 0;
-}
-
-/* The transaction a COMMIT or ABORT names, taken out of the open list. */
-static int tx_end(struct stomp_session *s, const struct stomp_frame *f, struct stomp_tx *out)
-{
-	if (!tx_id(s, f))
-		return -1;
-	bool absent;
-	struct stomp_tx *tx = stomp_tx_of(s, f, &absent);
-	if (!tx)
-		return -1;
-	*out = tx_take(s, tx);
-	return 0;
-}
-
-/* A COMMIT applies all its frames or none: the queues its SENDs go to must
- * have room for all of them first. The name of a queue that has not, or
- * NULL. Distinct queues in one transaction are few; the scan is O(ops x
- * distinct queues). */
-static const char *tx_queue_without_room(struct stomp_session *s, const struct stomp_tx *t)
+/* A COMMIT applies all its frames or none: the router must take all its
+ * SENDs to each queue first. 0, or the router's error with *queue set to
+ * the queue that refused. Distinct queues in one transaction are few; the
+ * scan is O(ops x distinct queues). */
+static int tx_reserve(struct stomp_session *s, const struct stomp_tx *t, const char **queue)
 {
 	for (size_t i = 0; i < t->nops; i++) {
 		const struct stomp_op *op = &t->ops[i];
@@ -328,29 +146,35 @@ static const char *tx_queue_without_room(struct stomp_session *s, const struct s
 			else
 				n++;
 		}
-		if (!seen && router_queue_depth(s->r, op->queue, op->qlen) + n >
-			     s->cfg->queue_max_messages)
-			return op->queue;
+		int r = seen ? 0 : router_queue_reserve(s->r, op->queue, op->qlen, n);
+		if (r < 0) {
+			*queue = op->queue;
+			return r;
+		}
 	}
-	return NULL;
+	return 0;
 }
 
 int stomp_on_commit(struct stomp_session *s, const struct stomp_frame *f)
 {
 	struct stomp_tx t;
-	if (tx_end(s, f, &t) < 0)
-		return -1;
-	const char *full = tx_queue_without_room(s, &t);
-	if (full) {
+	if (stomp_tx_end(s, f, &t) < 0)
+		return STOMP_CLOSED;
+	const char *queue;
+	int r = tx_reserve(s, &t, &queue);
+	if (r == ROUTER_EFULL) {
 		char d[240];
 		snprintf(d, sizeof(d), "queue '%.100s' has no room for this transaction's messages "
-			 "(limit %zu); nothing of the transaction was applied", full,
+			 "(limit %zu); nothing of the transaction was applied", queue,
 			 s->cfg->queue_max_messages);
-		int r = stomp_fail(s, f, "queue full", d);
-		tx_release(&t);
+		r = stomp_fail(s, f, "queue full", d);
+	} else if (r < 0) {
+		r = queue_refused(s, f, r);
+	}
+	if (r < 0) {
+		stomp_tx_release(&t);
 		return r;
 	}
-	int r = 0;
 	for (size_t i = 0; i < t.nops && r == 0; i++) {
 		struct stomp_op *op = &t.ops[i];
 		if (op->kind == STOMP_OP_SEND)
@@ -358,15 +182,6 @@ int stomp_on_commit(struct stomp_session *s, const struct stomp_frame *f)
 		else
 			stomp_apply_ack(s, op->subnum, op->seq, op->kind == STOMP_OP_NACK);
 	}
-	tx_release(&t);
+	stomp_tx_release(&t);
 	return r;
-}
-
-int stomp_on_abort(struct stomp_session *s, const struct stomp_frame *f)
-{
-	struct stomp_tx t;
-	if (tx_end(s, f, &t) < 0)
-		return -1;
-	tx_release(&t);
-	return 0;
 }

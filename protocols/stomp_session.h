@@ -1,12 +1,32 @@
-/* stomp_session: the state one STOMP connection keeps, shared by stomp.c,
- * stomp_sub.c and stomp_send.c. Internal to the STOMP session; nothing
- * outside protocols/stomp*.c includes it. */
+/* stomp_session: the state one STOMP connection keeps, the broker-wide
+ * state of the protocol, and what the STOMP files call of each other.
+ * Internal to the STOMP session; nothing outside protocols/stomp*.c
+ * includes it.
+ *
+ * The files call one way: each only files in rows below its own.
+ *
+ *   stomp_proto.c   the protocol object: init/teardown (struct stomp_broker),
+ *        |          open/close, input cut into frames, dispatch, tick
+ *   stomp_send.c    SEND, COMMIT (applies held SENDs and ACKs)
+ *        |
+ *   stomp_sub.c     SUBSCRIBE, UNSUBSCRIBE, MESSAGE, ACK/NACK
+ *        |
+ *   stomp_tx.c      open transactions: BEGIN, ABORT, frames held
+ *   stomp_dest.c    destination names, the ERROR for a refused one
+ *   stomp_store.c   store writes, RECEIPT after the commit, restore
+ *        |
+ *   stomp.c         the connection: sniff, output, ERROR, RECEIPT,
+ *                   heart-beats, CONNECT, DISCONNECT
+ *
+ * stomp_tx.c, stomp_dest.c and stomp_store.c share a row: none calls
+ * another. */
 #ifndef WSB_STOMP_SESSION_H
 #define WSB_STOMP_SESSION_H
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "stomp_codec.h"
+#include "stomp_dest.h"
 #include "protocol.h"
 #include "store_acks.h"
 
@@ -28,6 +48,34 @@ struct stomp_pending {
 	uint64_t tag;
 	uint64_t store_seq;           /* the queue message's row, 0 = none */
 };
+
+/* What the frame handlers and the helpers that send ERROR return. */
+enum stomp_status {
+	STOMP_OK = 0,
+	STOMP_CLOSED = -1,            /* ERROR sent (or DISCONNECT done) and the
+				       * connection is closing: stop reading */
+	STOMP_ENOMEM = -2             /* out of memory; nothing was sent */
+};
+
+/* ---- broker-wide: one per protocol instance (stomp_protocol.init) ---- */
+
+/* The head and tail of a topic MESSAGE for one protocol version, kept while
+ * one message fans out (stomp_sub.c says how it is used). */
+struct stomp_held_frame {
+	const struct message *m;
+	uint64_t id;
+	bool redelivered;
+	bool utf8;                    /* head and tail are valid UTF-8 */
+	uint64_t now_ms;              /* when the fan-out began */
+	struct stomp_buf head, tail;
+};
+
+struct stomp_broker {
+	uint64_t sessions;            /* opened so far; names the next one */
+	struct stomp_held_frame held[STOMP_V12 + 1];
+};
+
+/* ---- one connection ---- */
 
 struct stomp_session;
 
@@ -66,6 +114,7 @@ struct stomp_tx {
 
 struct stomp_session {
 	struct conn *c;
+	struct stomp_broker *b;
 	struct router *r;
 	const struct cfg *cfg;
 	struct store *st;
@@ -105,22 +154,36 @@ struct stomp_session {
 };
 
 
-/* stomp.c */
+/* ---- stomp.c: the connection (calls no other STOMP file) ---- */
+
 /* ERROR frame (with receipt-id when f asked for a receipt), then close.
- * detail may be NULL. Always returns -1 for the caller to pass up. */
+ * detail may be NULL. Always returns STOMP_CLOSED for the caller to pass
+ * up. */
 int stomp_fail(struct stomp_session *s, const struct stomp_frame *f, const char *msg,
 	       const char *detail);
 /* The same for a failure found after the frame is gone (a failed commit):
  * receipt may be NULL. */
 int stomp_fail_receipt(struct stomp_session *s, const char *receipt, const char *msg,
 		       const char *detail);
+/* 0, STOMP_ENOMEM, or what conn_send refused with. */
 int stomp_send_receipt(struct stomp_session *s, const char *id);
+/* Send what s->out holds; binary picks the WebSocket frame type. 0, or
+ * what conn_send refused with. */
+int stomp_flush_out(struct stomp_session *s, bool binary);
 /* Re-arm the session timer (heart-beats, CONNECT deadline, held acks). */
 void stomp_arm_timer(struct stomp_session *s);
-/* Send what s->out holds; binary picks the WebSocket frame type. */
-int stomp_flush_out(struct stomp_session *s, bool binary);
+/* The session timer fired: the CONNECT deadline, a silent client, our own
+ * heart-beat. Re-arms the timer unless it closed the connection. */
+void stomp_tick(struct stomp_session *s);
+int stomp_on_connect(struct stomp_session *s, const struct stomp_frame *f);
+/* DISCONNECT once no earlier RECEIPT waits for the disk: its own RECEIPT
+ * (receipt may be NULL), then close. Returns STOMP_CLOSED. */
+int stomp_disconnect(struct stomp_session *s, const char *receipt);
+/* The broker is stopping: ERROR "broker shutting down". */
+void stomp_shutdown(struct stomp_session *s);
 
-/* stomp_store.c */
+/* ---- stomp_store.c ---- */
+
 /* At open, once s->st is set: receipts that wait for the store. */
 void stomp_acks_init(struct stomp_session *s);
 /* After a frame is handled: its RECEIPT (receipt may be NULL) goes out now,
@@ -131,12 +194,32 @@ int stomp_after_frame(struct stomp_session *s, const char *receipt, uint64_t sin
 bool stomp_waiting(const struct stomp_session *s);
 /* The connection is going: completions still owed find no session. */
 void stomp_waiters_detach(struct stomp_session *s);
-/* SEND to a queue: written to the store (m->store_seq set), then queued. */
+/* SEND to a queue: written to the store (m->store_seq set). The caller has
+ * made sure the router takes it next. 0, STOMP_ENOMEM, or the store's
+ * error. */
 int stomp_store_queue_msg(struct stomp_session *s, struct message *m, const char *queue);
 /* Start-up: the stored queues back into the router. */
 int stomp_restore(const struct proto_env *env);
 
-/* stomp_sub.c */
+/* ---- stomp_tx.c: open transactions ---- */
+
+int stomp_on_begin(struct stomp_session *s, const struct stomp_frame *f);
+int stomp_on_abort(struct stomp_session *s, const struct stomp_frame *f);
+/* The open transaction named by f's transaction header; NULL with an
+ * ERROR sent when it names none. *absent is set when f has no header. */
+struct stomp_tx *stomp_tx_of(struct stomp_session *s, const struct stomp_frame *f, bool *absent);
+/* Hold op (its message and queue name become the transaction's) until
+ * COMMIT. 0, or STOMP_CLOSED when the bounds refuse it. */
+int stomp_tx_add(struct stomp_session *s, struct stomp_tx *tx, const struct stomp_frame *f,
+		 const struct stomp_op *op, size_t bytes);
+/* COMMIT: the transaction f names, taken out of the open ones into *out
+ * (release it with stomp_tx_release). 0, or STOMP_CLOSED. */
+int stomp_tx_end(struct stomp_session *s, const struct stomp_frame *f, struct stomp_tx *out);
+void stomp_tx_release(struct stomp_tx *t);
+void stomp_tx_free_all(struct stomp_session *s);
+
+/* ---- stomp_sub.c ---- */
+
 int stomp_on_subscribe(struct stomp_session *s, const struct stomp_frame *f);
 int stomp_on_unsubscribe(struct stomp_session *s, const struct stomp_frame *f);
 int stomp_on_ack(struct stomp_session *s, const struct stomp_frame *f, bool nack);
@@ -144,33 +227,15 @@ int stomp_on_ack(struct stomp_session *s, const struct stomp_frame *f, bool nack
  * ignored. */
 void stomp_apply_ack(struct stomp_session *s, uint32_t subnum, uint64_t seq, bool nack);
 void stomp_subs_free(struct stomp_session *s);
-/* At broker exit: the encoding cache of topic MESSAGEs. */
-void stomp_held_frames_free(void);
 /* Auto-mode queue deliveries held while the reader was slow are acked once
  * its output is below the high-water mark again. */
 void stomp_release_auto_held(struct stomp_session *s);
+/* At teardown: the broker's encoding cache of topic MESSAGEs. */
+void stomp_held_frames_free(struct stomp_broker *b);
 
-/* stomp_send.c */
+/* ---- stomp_send.c ---- */
+
 int stomp_on_send(struct stomp_session *s, const struct stomp_frame *f);
-int stomp_on_begin(struct stomp_session *s, const struct stomp_frame *f);
 int stomp_on_commit(struct stomp_session *s, const struct stomp_frame *f);
-int stomp_on_abort(struct stomp_session *s, const struct stomp_frame *f);
-/* The open transaction named by f's transaction header; NULL with an
- * ERROR sent when it names none. *absent is set when f has no header. */
-struct stomp_tx *stomp_tx_of(struct stomp_session *s, const struct stomp_frame *f, bool *absent);
-int stomp_tx_add(struct stomp_session *s, struct stomp_tx *tx, const struct stomp_frame *f,
-		 const struct stomp_op *op, size_t bytes);
-void stomp_tx_free_all(struct stomp_session *s);
-
-/* Destination mapping. "/topic/a.b" -> "a/b" (filter: '*' -> '+', '#'
- * kept); "/queue/x" -> "x". Returns 1 topic, 2 queue, 0 unknown prefix,
- * -1 invalid name, -2 OOM; *out is malloc'd. */
-int stomp_dest_map(const char *dest, bool filter, char **out, size_t *out_len);
-/* ERROR for a destination stomp_dest_map refused (kind 0 unsupported prefix,
- * -1 invalid, -2 out of memory); `use` ends the sentence ("to send to"). */
-int stomp_dest_error(struct stomp_session *s, const struct stomp_frame *f, const char *dest,
-		     int kind, const char *use);
-/* Router topic -> "/topic/..." into buf. 0 or -1 OOM. */
-int stomp_topic_dest(struct stomp_buf *b, const char *topic, size_t len);
 
 #endif

@@ -68,7 +68,7 @@ int stomp_store_queue_msg(struct stomp_session *s, struct message *m, const char
 	size_t plen = message_props_size(m);
 	uint8_t small[256], *props = plen <= sizeof(small) ? small : malloc(plen);
 	if (!props)
-		return -1;
+		return STOMP_ENOMEM;
 	message_props_encode(m, props);
 	struct store_qmsg q = {
 		.queue = queue,

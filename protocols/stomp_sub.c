@@ -79,7 +79,7 @@ static int pend_push(struct stomp_sub *sub, uint64_t seq, uint64_t tag, uint64_t
 		size_t cap = sub->pcap ? sub->pcap * 2 : 16;
 		struct stomp_pending *p = realloc(sub->pend, cap * sizeof(*p));
 		if (!p)
-			return -1;
+			return STOMP_ENOMEM;
 		sub->pend = p;
 		sub->pcap = cap;
 	}
@@ -101,18 +101,6 @@ static long pend_find(const struct stomp_sub *sub, uint64_t seq)
 }
 
 /* ---- MESSAGE ---- */
-
-int stomp_topic_dest(struct stomp_buf *b, const char *topic, size_t len)
-{
-	b->len = 0;
-	if (stomp_buf_append(b, "/topic/", 7) < 0 || stomp_buf_reserve(b, len) < 0)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		char ch = topic[i];
-		b->data[b->len++] = (uint8_t)(ch == '/' ? '.' : ch == '.' ? '/' : ch);
-	}
-	return 0;
-}
 
 /* Headers the broker writes itself; a property with one of these names
  * (an MQTT user property, say) would only confuse the reader. */
@@ -137,23 +125,15 @@ static bool reserved_name(const char *n)
  * a message is named by pointer, id and redelivered flag together, so that a
  * reused address (or a redelivered clone) is no match. Each piece begins
  * after a '\n' (or at the frame's start) and ends with an ASCII byte, so the
- * frame is valid UTF-8 exactly when each piece is. */
-struct held_frame {
-	const struct message *m;
-	uint64_t id;
-	bool redelivered;
-	bool utf8;                      /* head and tail are valid UTF-8 */
-	uint64_t now_ms;                /* when the fan-out began */
-	struct stomp_buf head, tail;
-};
-static struct held_frame held_frames[STOMP_V12 + 1];
+ * frame is valid UTF-8 exactly when each piece is. The cache is the
+ * broker's (struct stomp_broker), shared by its sessions. */
 
-void stomp_held_frames_free(void)
+void stomp_held_frames_free(struct stomp_broker *b)
 {
-	for (size_t i = 0; i < sizeof(held_frames) / sizeof(held_frames[0]); i++) {
-		stomp_buf_free(&held_frames[i].head);
-		stomp_buf_free(&held_frames[i].tail);
-		held_frames[i].m = NULL;
+	for (size_t i = 0; i < sizeof(b->held) / sizeof(b->held[0]); i++) {
+		stomp_buf_free(&b->held[i].head);
+		stomp_buf_free(&b->held[i].tail);
+		b->held[i].m = NULL;
 	}
 }
 
@@ -161,7 +141,7 @@ static int encode_head(struct stomp_buf *b, enum stomp_version v, const struct s
 {
 	return stomp_encode_command(b, STOMP_MESSAGE) < 0 ||
 	       stomp_encode_header(b, v, STOMP_MESSAGE, "destination", 11,
-				   (const char *)dest->data, dest->len) < 0 ? -1 : 0;
+				   (const char *)dest->data, dest->len) < 0 ? STOMP_ENOMEM : 0;
 }
 
 static int encode_tail(struct stomp_buf *b, enum stomp_version v, const struct message *m)
@@ -172,12 +152,12 @@ static int encode_tail(struct stomp_buf *b, enum stomp_version v, const struct m
 	if ((m->content_type && stomp_encode_header_str(b, v, C, "content-type", m->content_type) < 0) ||
 	    stomp_encode_header_str(b, v, C, "content-length", cl) < 0 ||
 	    (m->redelivered && stomp_encode_header_str(b, v, C, "redelivered", "true") < 0))
-		return -1;
+		return STOMP_ENOMEM;
 	for (size_t i = 0; i < m->nprops; i++) {
 		if (reserved_name(m->props[i].name))
 			continue;
 		if (stomp_encode_header_str(b, v, C, m->props[i].name, m->props[i].value) < 0)
-			return -1;
+			return STOMP_ENOMEM;
 	}
 	return stomp_encode_body(b, m->payload, m->payload_len);
 }
@@ -200,19 +180,19 @@ static int encode_message(struct stomp_session *s, const struct stomp_sub *sub,
 	    (sub->has_id && stomp_encode_header_str(b, v, C, "subscription", sub->id) < 0) ||
 	    (v >= STOMP_V12 && sub->ack != STOMP_ACK_AUTO &&
 	     stomp_encode_header_str(b, v, C, "ack", mid) < 0))
-		return -1;
+		return STOMP_ENOMEM;
 	return encode_tail(b, v, m);
 }
 
 /* The head and tail of m for version v, encoded now unless held already. */
-static struct held_frame *held_for(struct stomp_session *s, const struct message *m)
+static struct stomp_held_frame *held_for(struct stomp_session *s, const struct message *m)
 {
-	struct held_frame *h = &held_frames[s->v];
+	struct stomp_held_frame *h = &s->b->held[s->v];
 	if (h->m == m && h->id == m->id && h->redelivered == m->redelivered)
 		return h;
 	h->m = NULL;
 	h->head.len = h->tail.len = 0;
-	if (stomp_topic_dest(&s->tmp, m->topic, m->topic_len) < 0 ||
+	if (stomp_dest_of_topic(&s->tmp, m->topic, m->topic_len) < 0 ||
 	    encode_head(&h->head, s->v, &s->tmp) < 0 || encode_tail(&h->tail, s->v, m) < 0)
 		return NULL;
 	h->m = m;
@@ -254,7 +234,7 @@ static int put_raw_header(struct stomp_buf *b, const char *name, size_t nlen, co
 			  size_t vlen)
 {
 	if (stomp_buf_reserve(b, nlen + vlen + 2) < 0)
-		return -1;
+		return STOMP_ENOMEM;
 	memcpy(b->data + b->len, name, nlen);
 	b->data[b->len + nlen] = ':';
 	memcpy(b->data + b->len + nlen + 1, v, vlen);
@@ -265,21 +245,21 @@ static int put_raw_header(struct stomp_buf *b, const char *name, size_t nlen, co
 
 /* head, this delivery's headers, tail: into s->out. */
 static int encode_topic_message(struct stomp_session *s, const struct stomp_sub *sub,
-				const struct held_frame *h, uint64_t seq, bool *utf8)
+				const struct stomp_held_frame *h, uint64_t seq, bool *utf8)
 {
 	struct stomp_buf *b = &s->out;
 	char mid[sizeof(s->id) + 32];
 	size_t midlen = format_mid(mid, s, sub->num, seq);
 	b->len = 0;
 	if (stomp_buf_append(b, h->head.data, h->head.len) < 0)
-		return -1;
+		return STOMP_ENOMEM;
 	size_t mstart = b->len;
 	if (put_raw_header(b, "message-id", 10, mid, midlen) < 0 ||
 	    (sub->has_id && stomp_encode_header(b, s->v, STOMP_MESSAGE, "subscription", 12,
 						sub->id, strlen(sub->id)) < 0) ||
 	    (s->v >= STOMP_V12 && sub->ack != STOMP_ACK_AUTO &&
 	     put_raw_header(b, "ack", 3, mid, midlen) < 0))
-		return -1;
+		return STOMP_ENOMEM;
 	*utf8 = h->utf8 && utf8_valid(b->data + mstart, b->len - mstart);
 	return stomp_buf_append(b, h->tail.data, h->tail.len);
 }
@@ -300,17 +280,17 @@ static int send_message(struct stomp_session *s, const struct stomp_sub *sub,
 			const struct message *m, uint64_t seq)
 {
 	if (!sub->queue) {
-		const struct held_frame *h = held_for(s, m);
+		const struct stomp_held_frame *h = held_for(s, m);
 		bool utf8;
 		if (!h || encode_topic_message(s, sub, h, seq, &utf8) < 0) {
 			s->out.len = 0;
-			return -1;
+			return STOMP_ENOMEM;
 		}
 		return flush_at(s, conn_is_websocket(s->c) && !utf8, h->now_ms);
 	}
 	if (encode_message(s, sub, m, seq) < 0) {
 		s->out.len = 0;
-		return -1;
+		return STOMP_ENOMEM;
 	}
 	bool binary = conn_is_websocket(s->c) && !utf8_valid(s->out.data, s->out.len);
 	return stomp_flush_out(s, binary);
@@ -417,7 +397,7 @@ void stomp_release_auto_held(struct stomp_session *s)
 
 /* ---- SUBSCRIBE / UNSUBSCRIBE ---- */
 
-static int parse_ack_mode(const char *v, enum stomp_ack_mode *out)
+static bool parse_ack_mode(const char *v, enum stomp_ack_mode *out)
 {
 	if (!v || strcmp(v, "auto") == 0)
 		*out = STOMP_ACK_AUTO;
@@ -426,23 +406,8 @@ static int parse_ack_mode(const char *v, enum stomp_ack_mode *out)
 	else if (strcmp(v, "client-individual") == 0)
 		*out = STOMP_ACK_INDIVIDUAL;
 	else
-		return -1;
-	return 0;
-}
-
-int stomp_dest_error(struct stomp_session *s, const struct stomp_frame *f, const char *dest,
-		     int kind, const char *use)
-{
-	char d[200];
-	if (kind == -2)
-		return stomp_fail(s, f, "out of memory", NULL);
-	if (kind == 0) {
-		snprintf(d, sizeof(d), "'%.100s': supported destinations are /topic/<name> and "
-			 "/queue/<name>", dest);
-		return stomp_fail(s, f, "unsupported destination", d);
-	}
-	snprintf(d, sizeof(d), "'%.100s' is not a valid destination %s", dest, use);
-	return stomp_fail(s, f, "invalid destination", d);
+		return false;
+	return true;
 }
 
 static struct stomp_sub *sub_new(struct stomp_session *s, const char *id, bool has_id,
@@ -495,36 +460,36 @@ int stomp_on_subscribe(struct stomp_session *s, const struct stomp_frame *f)
 		return stomp_fail(s, f, "too many subscriptions", d);
 	}
 	enum stomp_ack_mode ack;
-	if (parse_ack_mode(stomp_frame_get(f, "ack"), &ack) < 0)
+	if (!parse_ack_mode(stomp_frame_get(f, "ack"), &ack))
 		return stomp_fail(s, f, "invalid ack mode",
 				  "ack must be auto, client or client-individual");
-	char *name;
-	size_t nlen;
-	int kind = stomp_dest_map(dest, true, &name, &nlen);
-	if (kind <= 0)
-		return stomp_dest_error(s, f, dest, kind, "to subscribe to");
+	struct stomp_dest d;
+	int err = stomp_dest_parse(dest, true, &d);
+	if (err < 0)
+		return stomp_dest_fail(s, f, dest, err, "to subscribe to");
 	struct stomp_sub *sub = sub_new(s, id, has_id, dest, ack);
 	if (!sub) {
-		free(name);
+		free(d.name);
 		return stomp_fail(s, f, "out of memory", NULL);
 	}
-	int err = 0;
-	if (kind == 1) {
-		sub->rsub = router_subscribe(s->r, name, nlen, s, deliver_topic, sub, &err);
-		free(name);
+	if (d.kind == STOMP_DEST_TOPIC) {
+		sub->rsub = router_subscribe(s->r, d.name, d.len, s, deliver_topic, sub, &err);
+		free(d.name);
 	} else {
-		sub->queue = name;
-		sub->qlen = nlen;
+		sub->queue = d.name;
+		sub->qlen = d.len;
 		/* messages waiting in the queue arrive before this returns */
 		struct router_consumer *rc =
-			router_queue_consume(s->r, name, nlen, s, deliver_queue, sub,
+			router_queue_consume(s->r, d.name, d.len, s, deliver_queue, sub,
 					     (unsigned)s->cfg->stomp_max_unacked, false, &err);
 		sub->cons = rc;
 	}
 	if (!sub->rsub && !sub->cons) {
 		sub_remove(s, sub);
 		sub_release(s, sub);
-		return stomp_dest_error(s, f, dest, err == ROUTER_ENOMEM ? -2 : -1, "to subscribe to");
+		return stomp_dest_fail(s, f, dest,
+				       err == ROUTER_ENOMEM ? STOMP_DEST_ENOMEM : STOMP_DEST_EINVAL,
+				       "to subscribe to");
 	}
 	return 0;
 }
@@ -554,35 +519,35 @@ int stomp_on_unsubscribe(struct stomp_session *s, const struct stomp_frame *f)
 
 /* ---- ACK / NACK ---- */
 
-static int parse_u64(const char **pp, uint64_t *out)
+static bool parse_u64(const char **pp, uint64_t *out)
 {
 	const char *p = *pp;
 	uint64_t x = 0;
 	if (*p < '0' || *p > '9')
-		return -1;
+		return false;
 	while (*p >= '0' && *p <= '9') {
 		if (x > (UINT64_MAX - 9) / 10)
-			return -1;
+			return false;
 		x = x * 10 + (uint64_t)(*p++ - '0');
 	}
 	*pp = p;
 	*out = x;
-	return 0;
+	return true;
 }
 
 /* "<session>-<sub>-<seq>" of this session. */
-static int parse_message_id(const struct stomp_session *s, const char *v, uint32_t *num,
-			    uint64_t *seq)
+static bool parse_message_id(const struct stomp_session *s, const char *v, uint32_t *num,
+			     uint64_t *seq)
 {
 	size_t n = strlen(s->id);
 	uint64_t x;
 	if (strncmp(v, s->id, n) != 0 || v[n] != '-')
-		return -1;
+		return false;
 	v += n + 1;
-	if (parse_u64(&v, &x) < 0 || x > UINT32_MAX || *v++ != '-' || parse_u64(&v, seq) < 0 || *v)
-		return -1;
+	if (!parse_u64(&v, &x) || x > UINT32_MAX || *v++ != '-' || !parse_u64(&v, seq) || *v)
+		return false;
 	*num = (uint32_t)x;
-	return 0;
+	return true;
 }
 
 int stomp_on_ack(struct stomp_session *s, const struct stomp_frame *f, bool nack)
@@ -601,7 +566,7 @@ int stomp_on_ack(struct stomp_session *s, const struct stomp_frame *f, bool nack
 	uint32_t num;
 	uint64_t seq;
 	struct stomp_sub *sub = NULL;
-	if (parse_message_id(s, v, &num, &seq) == 0)
+	if (parse_message_id(s, v, &num, &seq))
 		sub = sub_by_num(s, num);
 	const char *sid = stomp_frame_get(f, "subscription");
 	if (sub && s->v == STOMP_V11 && sid && strcmp(sid, sub->id) != 0)
@@ -615,7 +580,7 @@ int stomp_on_ack(struct stomp_session *s, const struct stomp_frame *f, bool nack
 	bool absent;
 	struct stomp_tx *tx = stomp_tx_of(s, f, &absent);
 	if (!tx && !absent)
-		return -1;
+		return STOMP_CLOSED;
 	if (tx) {
 		struct stomp_op op = { .kind = nack ? STOMP_OP_NACK : STOMP_OP_ACK,
 				       .subnum = num, .seq = seq };

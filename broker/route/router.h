@@ -91,6 +91,14 @@ typedef void (*router_queue_fn)(void *owner, struct router_consumer *c,
  * consumer with room, round-robin. ROUTER_EFULL when the queue already holds
  * its bound of undelivered messages: nothing is dropped silently. */
 int router_queue_send(struct router *r, const char *queue, size_t qlen, struct message *m);
+/* Before a send whose side effects cannot be taken back (a store write):
+ * make sure the queue (created if need be) takes n more messages, under its
+ * bound and with the memory for them. ROUTER_OK: the next n
+ * router_queue_send calls on it succeed, if no other call on this queue
+ * comes in between. ROUTER_EFULL, ROUTER_ENOMEM or ROUTER_EINVAL otherwise,
+ * and nothing changed. A queue made here and never used is forgotten at
+ * its next use, as an emptied one is. */
+int router_queue_reserve(struct router *r, const char *queue, size_t qlen, size_t n);
 /* Register a consumer. max_unacked 0 means unlimited; auto_ack means a
  * message counts as acknowledged as soon as it is handed over. Messages
  * waiting in the queue are handed out before this returns. */

@@ -281,6 +281,27 @@ int router_queue_send(struct router *r, const char *queue, size_t qlen, struct m
 	return ROUTER_OK;
 }
 
+int router_queue_reserve(struct router *r, const char *queue, size_t qlen, size_t n)
+{
+	struct rqueue *q;
+
+	if (!queue || qlen == 0)
+		return ROUTER_EINVAL;
+	q = queue_get(r, queue, qlen);
+	if (!q)
+		return ROUTER_ENOMEM;
+	/* nack and cancel may have put a queue above its bound */
+	if (q->count > r->queue_max || n > r->queue_max - q->count) {
+		queue_maybe_free(r, q);
+		return ROUTER_EFULL;
+	}
+	if (ring_reserve(q, n) < 0) {
+		queue_maybe_free(r, q);
+		return ROUTER_ENOMEM;
+	}
+	return ROUTER_OK;
+}
+
 struct router_consumer *router_queue_consume(struct router *r, const char *queue, size_t qlen,
 					     void *owner, router_queue_fn fn, void *user,
 					     unsigned max_unacked, bool auto_ack, int *err)

@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 
+import paho.mqtt.client as paho
 import pytest
 import stomp
 
@@ -37,7 +38,8 @@ def sb(start_broker):
 class Collector(stomp.ConnectionListener):
     """Everything a connection received, in queues a test can wait on."""
 
-    def __init__(self):
+    def __init__(self, conn=None):
+        self.conn = conn
         self.messages = queue.Queue()
         self.receipts = queue.Queue()
         self.errors = queue.Queue()
@@ -76,8 +78,20 @@ class Collector(stomp.ConnectionListener):
             pytest.fail("no RECEIPT %s within %.1f s" % (rid, timeout))
         assert got == rid
 
-    def no_message(self, wait=0.3):
-        time.sleep(wait)
+    def settle(self):
+        """A RECEIPT round trip on this connection. The broker answers
+        frames in order and sends a MESSAGE as it routes it, so once the
+        RECEIPT is in, so is every frame it sent before."""
+        _rid[0] += 1
+        rid = "settle-%d" % _rid[0]
+        self.conn.unsubscribe(id="no-such-subscription", receipt=rid)   # answered, changes nothing
+        self.receipt(rid)
+
+    def no_message(self, *senders):
+        """Nothing arrived: settle the connections whose frames could have
+        caused a MESSAGE, then this one, and look."""
+        for col in senders + (self,):
+            col.settle()
         assert self.messages.empty(), "unexpected MESSAGE: %r" % (self.messages.queue[0].body,)
 
 
@@ -93,7 +107,7 @@ class Clients:
         if heartbeats is not None:
             kw["heartbeats"] = heartbeats
         conn = CONNECTIONS[version]([("127.0.0.1", self.port)], **kw)
-        col = Collector()
+        col = Collector(conn)
         conn.set_listener("c", col)
         conn.connect(wait=True, **connect_kw)
         self.open.append(conn)
@@ -425,8 +439,8 @@ def test_queue_competing_consumers(clients):
                 pass
     assert sorted(got_a + got_b, key=lambda s: int(s.split()[1])) == ["job %d" % i for i in range(10)]
     assert len(got_a) == 5 and len(got_b) == 5     # turn by turn
-    acol.no_message(0.1)
-    bcol.no_message(0.1)
+    acol.no_message(pcol)
+    bcol.no_message(pcol)
 
 
 def test_queue_redelivery_after_consumer_disconnects(clients):
@@ -437,7 +451,7 @@ def test_queue_redelivery_after_consumer_disconnects(clients):
     assert [acol.message().body for _ in range(3)] == ["m0", "m1", "m2"]
     b, bcol = clients()
     subscribe(b, bcol, "/queue/rd", ack="client-individual")
-    bcol.no_message(0.2)                       # a still holds them
+    bcol.no_message()                          # a still holds them
     a.transport.socket.shutdown(socket.SHUT_RDWR)   # gone without ACK or DISCONNECT
     frames = [bcol.message() for _ in range(3)]
     assert [f.body for f in frames] == ["m0", "m1", "m2"]
@@ -457,14 +471,9 @@ def test_queue_keeps_messages_without_consumers_then_refuses(sb, clients):
     r.close()
     conn, col = clients()
     subscribe(conn, col, "/queue/full")
-    n = 0
-    while True:
-        try:
-            col.messages.get(timeout=0.5)
-            n += 1
-        except queue.Empty:
-            break
-    assert n == QUEUE_MAX
+    for _ in range(QUEUE_MAX):
+        col.message()
+    col.no_message()
 
 
 # ---- transactions ----
@@ -476,13 +485,13 @@ def test_transaction_commit_and_abort(clients):
     tx = conn.begin()
     conn.send("/topic/tx", "one", transaction=tx)
     conn.send("/topic/tx", "two", transaction=tx)
-    scol.no_message()
+    scol.no_message(col)
     conn.commit(tx)
     assert [scol.message().body for _ in range(2)] == ["one", "two"]
     tx2 = conn.begin()
     conn.send("/topic/tx", "never", transaction=tx2)
     conn.abort(tx2)
-    scol.no_message()
+    scol.no_message(col)
     # a transaction left open at disconnect is dropped too
     tx3 = conn.begin()
     conn.send("/topic/tx", "dropped", transaction=tx3)
@@ -519,7 +528,9 @@ def test_heartbeats_keep_a_quiet_connection_alive(clients):
     conn, col = clients("1.2", heartbeats=(HEARTBEAT_MS, HEARTBEAT_MS))
     assert col.connected.headers["heart-beat"] == "%d,%d" % (HEARTBEAT_MS, HEARTBEAT_MS)
     subscribe(conn, col, "/topic/quiet")
-    time.sleep(HEARTBEAT_MS * 6 / 1000.0)      # well past the broker's 2x limit
+    # The silence is what is under test: no event can stand for it. Well
+    # past the broker's 2x limit, the client's heart-beats alone kept it.
+    time.sleep(HEARTBEAT_MS * 6 / 1000.0)
     assert conn.is_connected()
     assert col.heartbeat_timeouts == 0
     pub, pcol = clients()
@@ -579,7 +590,6 @@ def test_header_escaping_round_trip(clients, version):
 
 
 def test_cross_protocol_from_mqtt(sb, clients):
-    paho = pytest.importorskip("paho.mqtt.client")
     conn, col = clients()
     subscribe(conn, col, "/topic/chat.room1")
     if hasattr(paho, "CallbackAPIVersion"):
@@ -651,6 +661,8 @@ def test_frame_split_across_reads_and_several_in_one(sb, clients):
             b"SEND\ndestination:/queue/split\nreceipt:done\n\nthree\0")
     for i in range(0, len(data), 7):
         r.send(data[i:i + 7])
+        # A pause between pieces is what is under test: it makes the broker
+        # read them one at a time instead of as one segment.
         time.sleep(0.002)
     cmd, h, _ = r.frame()
     assert cmd == "RECEIPT" and h["receipt-id"] == "done"

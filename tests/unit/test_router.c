@@ -909,6 +909,40 @@ static void test_queue_bound(void **state)
 	router_free(r);
 }
 
+/* A reservation answers as the send would, changes nothing visible, and
+ * makes the sends it covers succeed. */
+static void test_queue_reserve(void **state)
+{
+	struct router_limits lim = { .queue_max_messages = 3 };
+	struct router *r = router_new(&lim);
+	struct qowner a = { .ack_in_cb = 1 };
+	struct router_stats st;
+
+	(void)state;
+	nq = 0;
+	assert_int_equal(router_queue_reserve(r, "", 0, 1), ROUTER_EINVAL);
+	/* more than the bound: refused, and no queue is left behind */
+	assert_int_equal(router_queue_reserve(r, S("q"), 4), ROUTER_EFULL);
+	router_get_stats(r, &st);
+	assert_int_equal(st.queues, 0);
+	assert_int_equal(router_queue_reserve(r, S("q"), 3), ROUTER_OK);
+	assert_int_equal(router_queue_depth(r, S("q")), 0);
+	assert_int_equal(qsend(r, "q", "m0"), ROUTER_OK);
+	assert_int_equal(qsend(r, "q", "m1"), ROUTER_OK);
+	assert_int_equal(router_queue_reserve(r, S("q"), 2), ROUTER_EFULL);
+	assert_int_equal(router_queue_depth(r, S("q")), 2);
+	assert_int_equal(router_queue_reserve(r, S("q"), 1), ROUTER_OK);
+	assert_int_equal(qsend(r, "q", "m2"), ROUTER_OK);
+	assert_int_equal(router_queue_reserve(r, S("q"), 1), ROUTER_EFULL);
+	assert_int_equal(qsend(r, "q", "m3"), ROUTER_EFULL);
+	assert_int_equal(router_queue_reserve(r, S("q"), 0), ROUTER_OK);
+	/* what is handed out makes room again */
+	consume(r, "q", &a, 0, false);
+	assert_int_equal(nq, 3);
+	assert_int_equal(router_queue_reserve(r, S("q"), 3), ROUTER_OK);
+	router_free(r);
+}
+
 static void test_queue_ack_inside_callback(void **state)
 {
 	struct router *r = router_new(NULL);
@@ -1147,6 +1181,7 @@ int main(void)
 		cmocka_unit_test(test_queue_cancel_returns_in_order),
 		cmocka_unit_test(test_queue_cancel_redistributes),
 		cmocka_unit_test(test_queue_bound),
+		cmocka_unit_test(test_queue_reserve),
 		cmocka_unit_test(test_queue_ack_inside_callback),
 		cmocka_unit_test(test_queue_nack_and_cancel_inside_callback),
 		cmocka_unit_test(test_queue_freed_when_unused),

@@ -64,12 +64,16 @@ static int setup(void **st)
 	feed_chunk = 0;
 	store_paused = false;
 	env_up();
+	env.state = stomp_protocol.init(&env);
+	assert_non_null(env.state);
 	return 0;
 }
 
 static int teardown(void **st)
 {
 	(void)st;
+	stomp_protocol.teardown(&env);
+	env.state = NULL;
 	router_free(router);
 	router = NULL;
 	store_close(store);
@@ -101,16 +105,23 @@ struct client {
 	bool open;
 };
 
-static struct client *client_new(bool ws, const char *ws_name)
+/* A session of the protocol instance e (the tests' env unless they make a
+ * second one). */
+static struct client *client_open(const struct proto_env *e, bool ws, const char *ws_name)
 {
 	struct client *cl = calloc(1, sizeof(*cl));
 	cl->c = fake_conn_new(ws);
-	cl->s = stomp_protocol.open(cl->c, &env, ws_name);
+	cl->s = stomp_protocol.open(cl->c, e, ws_name);
 	assert_non_null(cl->s);
 	cl->open = true;
 	struct stomp_limits lim = { MAXH, 4096, sizeof(cl->f.body) };
 	stomp_parser_init(&cl->p, &lim);
 	return cl;
+}
+
+static struct client *client_new(bool ws, const char *ws_name)
+{
+	return client_open(&env, ws, ws_name);
 }
 
 static void client_close(struct client *cl)
@@ -211,14 +222,19 @@ static void expect_error(struct client *cl, const char *message)
 }
 
 /* A client connected with the given version list. */
-static struct client *connected(const char *accept)
+static struct client *connected_in(const struct proto_env *e, const char *accept)
 {
-	struct client *cl = client_new(false, NULL);
+	struct client *cl = client_open(e, false, NULL);
 	char fr[256];
 	snprintf(fr, sizeof(fr), "CONNECT\naccept-version:%s\nhost:localhost\n\n", accept);
 	feed(cl, fr);
 	expect(cl, STOMP_CONNECTED);
 	return cl;
+}
+
+static struct client *connected(const char *accept)
+{
+	return connected_in(&env, accept);
 }
 
 static void subscribe(struct client *cl, const char *id, const char *dest, const char *ack)
@@ -314,6 +330,40 @@ static void test_session_ids_differ(void **st)
 	assert_string_not_equal(hdr(&a->f, "session"), hdr(&b->f, "session"));
 	client_close(a);
 	client_close(b);
+}
+
+/* Two instances of the protocol share nothing: each numbers its own
+ * sessions and keeps its own cache of topic MESSAGEs, and the teardown of
+ * one leaves the other working. */
+static void test_two_instances_are_independent(void **st)
+{
+	(void)st;
+	struct proto_env env2 = env;
+	env2.state = stomp_protocol.init(&env2);
+	assert_non_null(env2.state);
+	assert_ptr_not_equal(env2.state, env.state);
+	struct client *a = connected("1.2"), *b = connected("1.2");
+	struct client *c = connected_in(&env2, "1.2");
+	assert_string_equal(hdr(&a->f, "session"), "wsb-1");
+	assert_string_equal(hdr(&b->f, "session"), "wsb-2");
+	assert_string_equal(hdr(&c->f, "session"), "wsb-1");
+	/* one message fans out to sessions of both */
+	subscribe(a, "s", "/topic/t", "auto");
+	subscribe(c, "s", "/topic/t", "auto");
+	send_to(b, "/topic/t", "one");
+	expect_body(expect(a, STOMP_MESSAGE), "one");
+	expect_body(expect(c, STOMP_MESSAGE), "one");
+	client_close(c);
+	stomp_protocol.teardown(&env2);
+	send_to(b, "/topic/t", "two");
+	const struct tframe *f = expect(a, STOMP_MESSAGE);
+	expect_body(f, "two");
+	assert_string_equal(hdr(f, "destination"), "/topic/t");
+	struct client *d = connected("1.2");
+	assert_string_equal(hdr(&d->f, "session"), "wsb-3");
+	client_close(a);
+	client_close(b);
+	client_close(d);
 }
 
 static void test_heartbeat_negotiation(void **st)
@@ -1164,12 +1214,18 @@ static void test_limits(void **st)
 	client_close(a);
 }
 
+/* A fresh router whose queues hold at most n messages. */
+static void queues_bounded_at(size_t n)
+{
+	router_free(router);
+	cfg.queue_max_messages = n;
+	env_up();
+}
+
 static void test_queue_full(void **st)
 {
 	(void)st;
-	router_free(router);
-	cfg.queue_max_messages = 2;
-	env_up();
+	queues_bounded_at(2);
 	struct client *b = connected("1.2");
 	queue_fill(b, "/queue/full", 2);
 	expect_nothing(b);
@@ -1180,13 +1236,33 @@ static void test_queue_full(void **st)
 	client_close(b);
 }
 
+/* The router is asked before the store: a SEND it refuses, alone or in a
+ * COMMIT, writes nothing. */
+static void test_refused_send_writes_nothing(void **st)
+{
+	(void)st;
+	queues_bounded_at(1);
+	struct client *b = connected("1.2");
+	queue_fill(b, "/queue/one", 1);
+	uint64_t before = store_submitted(store);
+	feed(b, "SEND\ndestination:/queue/one\n\nover");
+	expect_error(b, "queue full");
+	assert_int_equal(store_submitted(store), before);
+	client_close(b);
+	b = connected("1.2");
+	feed(b, "BEGIN\ntransaction:t\n\n");
+	feed(b, "SEND\ndestination:/queue/one\ntransaction:t\n\nover");
+	feed(b, "COMMIT\ntransaction:t\n\n");
+	expect_error(b, "queue full");
+	assert_int_equal(store_submitted(store), before);
+	client_close(b);
+}
+
 /* A transaction whose SENDs do not all fit applies none of them. */
 static void test_commit_is_all_or_nothing(void **st)
 {
 	(void)st;
-	router_free(router);
-	cfg.queue_max_messages = 3;
-	env_up();
+	queues_bounded_at(3);
 	struct client *b = connected("1.2");
 	queue_fill(b, "/queue/tx", 1);
 	feed(b, "BEGIN\ntransaction:t\n\n");
@@ -1403,6 +1479,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_connect_unsupported_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connect_ws_subprotocol_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_ids_differ, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_instances_are_independent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_heartbeat_negotiation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_frame_before_connect, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
@@ -1440,6 +1517,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_malformed_frames, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_send_writes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_is_all_or_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destination_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disconnect_with_receipt, setup, teardown),
