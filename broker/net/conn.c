@@ -1,6 +1,7 @@
 /* conn: transport state per client. See conn.h for the contract; the
  * output side (sending, shared output, output scheduling) is in conn_out.c. */
 #include "conn_int.h"
+#include "conn_module.h"
 #include "clock.h"
 #include "config.h"
 #include "http.h"
@@ -665,7 +666,6 @@ void conn_module_init(struct event_base *base, const struct cfg *cfg)
 	conn_m.started_ms = clock_now_ms();
 }
 
-void conn_module_set_cfg(const struct cfg *cfg) { conn_m.cfg = cfg; }
 
 void conn_shutdown_all(void (*all_gone)(void *arg), void *arg)
 {

@@ -62,22 +62,3 @@ bool conn_closing(const struct conn *c);
 void conn_timer(struct conn *c, uint64_t delay_ms);
 
 #endif
-
-/* ---- daemon side: used by server.c only, never by sessions ---- */
-#include "config.h"
-struct event_base;
-struct sockaddr;
-struct proto_env;
-
-/* cfg must outlive every connection; cfg may be swapped (SIGHUP). A
- * session opens with its protocol's env (protocol_env). */
-void conn_module_init(struct event_base *base, const struct cfg *cfg);
-void conn_module_set_cfg(const struct cfg *cfg);
-/* Take over an accepted socket from a listener of the given kind. */
-void conn_accept(int fd, const struct sockaddr *sa, int socklen, enum listener_kind kind);
-size_t conn_count(void);
-/* Graceful stop: goodbye + close on every connection; all_gone runs once
- * the last one is freed. */
-void conn_shutdown_all(void (*all_gone)(void *arg), void *arg);
-/* Free whatever is left right now (after the loop has stopped). */
-void conn_free_all(void);

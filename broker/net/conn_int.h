@@ -5,6 +5,7 @@
 #ifndef WSB_CONN_INT_H
 #define WSB_CONN_INT_H
 #include "conn.h"
+#include "config.h"
 #include "protocol.h"
 #include "ws_frame.h"
 #include <event2/util.h>
