@@ -72,7 +72,7 @@ static void hs_timeout_cb(evutil_socket_t fd, short what, void *arg)
 		 conn_m.cfg->handshake_timeout_ms);
 	conn_set_why(c, PROTO_CLOSED_TIMEOUT);
 	if (c->state == CS_WS)
-		conn_close(c, WS_CLOSE_POLICY, "handshake timeout");
+		conn_close(c, CONN_CLOSE_POLICY, "handshake timeout");
 	else
 		conn_reap_later(c);
 }
@@ -159,7 +159,7 @@ static void linger_then_free(struct conn *c)
 	}
 }
 
-void conn_close(struct conn *c, uint16_t ws_code, const char *reason)
+void conn_close(struct conn *c, enum conn_close_reason reason, const char *text)
 {
 	if (c->closing || c->dead)
 		return;
@@ -169,7 +169,7 @@ void conn_close(struct conn *c, uint16_t ws_code, const char *reason)
 	arm(c->close_timer, conn_m.cfg->close_timeout_ms);
 	if (c->state == CS_WS) {
 		if (!c->close_sent)
-			conn_ws_send_close(c, ws_code ? ws_code : WS_CLOSE_NORMAL, reason);
+			conn_ws_send_close(c, ws_close_code_for(reason), text);
 		if (c->close_rcvd)
 			free_when_flushed(c);
 		/* else: wait for the peer's close frame, bounded by close_timer */
@@ -682,7 +682,7 @@ void conn_shutdown_all(void (*all_gone)(void *arg), void *arg)
 		}
 		if (c->session && !c->closing && c->proto->shutdown)
 			c->proto->shutdown(c->session);
-		conn_close(c, WS_CLOSE_GOING_AWAY, "server shutting down");
+		conn_close(c, CONN_CLOSE_GOING_AWAY, "server shutting down");
 	}
 	event_active(conn_m.reap_ev, EV_TIMEOUT, 0);
 }

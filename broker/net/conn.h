@@ -49,12 +49,24 @@ size_t conn_pending(const struct conn *c);
 /* 1 when the output is above the configured high-water mark. */
 bool conn_congested(const struct conn *c);
 
-/* Flush what is queued, then close. Over WebSocket a close frame with
- * ws_code and reason is sent first (ws_code 0 picks 1000, or 1002 / 1008 as
- * the session judges); the TCP connection ends after the peer's close or a
- * bounded wait. Safe to call from anywhere, several times; the session's
- * close() is called later, outside the caller's stack. */
-void conn_close(struct conn *c, uint16_t ws_code, const char *reason);
+/* Why a session ends its connection, in terms of no transport. Over
+ * WebSocket each becomes an RFC 6455 close code (1000, 1001, 1002, 1008,
+ * 1009, 1011 in this order); raw TCP has no way to say it and ignores it. */
+enum conn_close_reason {
+	CONN_CLOSE_NORMAL = 0,          /* done, or nothing more specific to say */
+	CONN_CLOSE_GOING_AWAY,          /* the server is stopping */
+	CONN_CLOSE_PROTOCOL_ERROR,      /* the peer broke the protocol's rules */
+	CONN_CLOSE_POLICY,              /* refused: not authorised, too slow to log in */
+	CONN_CLOSE_TOO_BIG,             /* a message over a configured limit */
+	CONN_CLOSE_INTERNAL_ERROR       /* the broker could not do its part */
+};
+
+/* Flush what is queued, then close. Over WebSocket a close frame carrying
+ * the reason's close code and `text` is sent first; the TCP connection ends
+ * after the peer's close or a bounded wait. Safe to call from anywhere,
+ * several times; the session's close() is called later, outside the
+ * caller's stack. */
+void conn_close(struct conn *c, enum conn_close_reason reason, const char *text);
 bool conn_closing(const struct conn *c);
 
 /* Call the protocol's tick after delay_ms (replaces a pending one);

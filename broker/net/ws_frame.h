@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "conn.h"
 #include "utf8.h"
 
 enum ws_opcode {
@@ -88,6 +89,8 @@ int ws_msg_payload(struct ws_msg_state *st, const struct ws_frame *f,
  * registry: 1000-1003, 1007-1014,
  * 3000-4999). */
 int ws_close_code_valid(unsigned code);
+/* The close code that says `reason` on the wire. */
+uint16_t ws_close_code_for(enum conn_close_reason reason);
 /* Validate a received close payload. Returns 0 and sets *code (1005 when the
  * payload is empty), -1002 for a 1-byte payload or an invalid code, -1007
  * when the reason is not UTF-8. */
