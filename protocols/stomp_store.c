@@ -49,7 +49,7 @@ static void waiter_done(void *arg, enum store_status st)
 			stomp_send_receipt(s, w->receipt);
 		}
 		if (!s->wait_head && s->close_when_drained && !conn_closing(s->c))
-			conn_close(s->c, 0, "DISCONNECT");
+			conn_close(s->c, CONN_CLOSE_NORMAL, "DISCONNECT");
 	}
 	free(w);
 }
