@@ -4,6 +4,9 @@
  * output bounds. It knows protocols only through struct protocol: sessions
  * send bytes with conn_send*, and conn frames them for the transport.
  *
+ * This header is what sessions see; the daemon's side (accept, shutdown)
+ * is conn_module.h, and the lifecycle's phases are private to net/.
+ *
  * A conn is never freed inside its own callback chain: conn_close marks it
  * closing, and it is freed once the stack has unwound. */
 #ifndef WSB_CONN_H

@@ -2,7 +2,7 @@
  * checks the message-level rules (fragmentation, size, UTF-8 of text across
  * fragments), validates close payloads, encodes frame headers, and computes
  * the handshake's Sec-WebSocket-Accept value. No sockets, no buffers of its
- * own, no logging: ws handling in conn.c feeds it bytes. Errors are negative
+ * own, no logging: ws.c feeds it bytes. Errors are negative
  * WebSocket close codes, so the caller closes with -err. */
 #ifndef WSB_WS_FRAME_H
 #define WSB_WS_FRAME_H

@@ -1,4 +1,4 @@
-/* fake_conn: a stand-in for broker/conn.c in session unit tests. It records
+/* fake_conn: a stand-in for broker/net/conn.c in session unit tests. It records
  * what a session sends and whether it closed, and never touches a socket. */
 #ifndef WSB_FAKE_CONN_H
 #define WSB_FAKE_CONN_H
