@@ -257,7 +257,8 @@ static void conn_destroy(struct conn *c)
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
 			event_free(evs[i]);
-	bufferevent_free(c->bev);
+	if (c->bev)
+		bufferevent_free(c->bev);
 	free(c->client_id);
 	free(c->ws_path);
 	free(c);
@@ -393,15 +394,9 @@ void conn_accept(int fd, const struct sockaddr *sa, int socklen, enum listener_k
 	c->hs_timer = evtimer_new(conn_m.base, hs_timeout_cb, c);
 	c->close_timer = evtimer_new(conn_m.base, close_timeout_cb, c);
 	if (!c->bev || !c->hs_timer || !c->close_timer) {
-		if (c->bev)
-			bufferevent_free(c->bev);
-		else
+		if (!c->bev)
 			evutil_closesocket(fd);
-		if (c->hs_timer)
-			event_free(c->hs_timer);
-		if (c->close_timer)
-			event_free(c->close_timer);
-		free(c);
+		conn_destroy(c);
 		return;
 	}
 	c->kind = kind;
