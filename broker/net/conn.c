@@ -9,6 +9,7 @@
 #include "config.h"
 #include "log.h"
 #include "protocol.h"
+#include "sniff.h"
 #include <arpa/inet.h>
 #include <assert.h>
 #include <event2/buffer.h>

@@ -118,12 +118,6 @@ void conn_arm(struct event *ev, uint64_t ms);
 /* The output buffer is empty: finish a close waiting for it. */
 void conn_output_drained(struct conn *c);
 
-/* sniff.c */
-/* Pick the first phase for a fresh connection from its listener's kind. */
-void sniff_start(struct conn *c);
-void sniff_input(struct conn *c);
-void sniff_http_input(struct conn *c);
-
 /* conn_out.c */
 void conn_ws_send_frame(struct conn *c, uint8_t opcode, const void *data, size_t len);
 void conn_mark_dirty(struct conn *c);

@@ -3,6 +3,7 @@
  * listener looks at the first bytes (an HTTP request line, or something a
  * protocol's sniff recognises). HTTP requests get their reply here, and an
  * upgrade hands the connection to ws.c with the session opened. */
+#include "sniff.h"
 #include "clock.h"
 #include "conn_int.h"
 #include "http.h"
