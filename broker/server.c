@@ -2,7 +2,7 @@
 #include "auth/auth.h"
 #include "clock.h"
 #include "config.h"
-#include "net/conn.h"
+#include "net/conn_module.h"
 #include "log.h"
 #include "protocol.h"
 #include "route/router.h"

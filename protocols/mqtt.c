@@ -19,14 +19,6 @@
 #include "store.h"
 #include "store_acks.h"
 
-/* WebSocket close codes (RFC 6455 7.4.1) for the ways an MQTT connection
- * ends; over raw TCP only the reason reaches the log. */
-#define WS_NORMAL 1000
-#define WS_PROTOCOL 1002
-#define WS_POLICY 1008
-#define WS_TOO_BIG 1009
-#define WS_INTERNAL 1011
-
 /* A buffer grown for one large packet is given back afterwards. */
 #define KEEP_BUF 65536
 
@@ -58,11 +50,11 @@ struct mqtt_owed {
 
 /* ---- helpers ---- */
 
-static int fail(struct mqtt_conn *mc, uint16_t ws_code, const char *why)
+static int fail(struct mqtt_conn *mc, enum conn_close_reason reason, const char *why)
 {
 	log_info(conn_peer(mc->c), conn_client_id(mc->c), "mqtt: closing: %s", why);
 	mc->closed = true;
-	conn_close(mc->c, ws_code, why);
+	conn_close(mc->c, reason, why);
 	return -1;
 }
 
@@ -94,7 +86,7 @@ static void acked(void *owner, const void *payload, enum store_status st)
 		log_error(conn_peer(mc->c), conn_client_id(mc->c),
 			  "mqtt: message %u not stored (%s); closing so that the client "
 			  "sends it again", o.id, store_status_name(st));
-		fail(mc, WS_INTERNAL, "message not stored");
+		fail(mc, CONN_CLOSE_INTERNAL_ERROR, "message not stored");
 	} else if (!mc->closed) {
 		send_ack(mc, o.type, o.id);
 	}
@@ -113,7 +105,7 @@ static int reply(struct mqtt_conn *mc, uint8_t type, uint16_t id, uint64_t since
 		return 0;
 	}
 	if (store_acks_after(&mc->acks, since, wrote, &o, sizeof(o)) < 0)
-		return fail(mc, WS_NORMAL, "out of memory");
+		return fail(mc, CONN_CLOSE_NORMAL, "out of memory");
 	return 0;
 }
 
@@ -129,7 +121,7 @@ static void send_connack(struct mqtt_conn *mc, bool present, uint8_t code)
 static int refuse(struct mqtt_conn *mc, uint8_t code, const char *why)
 {
 	send_connack(mc, false, code);
-	return fail(mc, code == MQTT_CONNACK_NOT_AUTHORIZED ? WS_POLICY : WS_NORMAL, why);
+	return fail(mc, code == MQTT_CONNACK_NOT_AUTHORIZED ? CONN_CLOSE_POLICY : CONN_CLOSE_NORMAL, why);
 }
 
 static bool is_sys_topic(const struct message *m)
@@ -248,7 +240,7 @@ static void take_over(struct mqtt_conn *old)
 	publish_will(old);
 	log_info(conn_peer(old->c), conn_client_id(old->c), "mqtt: session taken over");
 	old->closed = true;
-	conn_close(old->c, WS_NORMAL, "session taken over");
+	conn_close(old->c, CONN_CLOSE_NORMAL, "session taken over");
 }
 
 /* The session this CONNECT gets; *present when an old one resumes. */
@@ -342,7 +334,7 @@ static int handle_publish(struct mqtt_conn *mc, const struct mqtt_packet *pk)
 	if (!m || (p->qos == 2 && mqtt_sess_qos2_hold(mc->sess, p->id) < 0)) {
 		if (m)
 			message_unref(m);
-		return fail(mc, WS_NORMAL, "out of memory");
+		return fail(mc, CONN_CLOSE_NORMAL, "out of memory");
 	}
 	m->qos = p->qos;
 	m->retain = p->retain;
@@ -362,7 +354,7 @@ static int handle_subscribe(struct mqtt_conn *mc, const struct mqtt_packet *pk)
 	bool failed = false;
 
 	if (!codes)
-		return fail(mc, WS_NORMAL, "out of memory");
+		return fail(mc, CONN_CLOSE_NORMAL, "out of memory");
 	mqtt_topics_begin(pk, &it);
 	while (mqtt_topics_next(&it, &f, &qos)) {
 		codes[i] = mqtt_sess_subscribe(mc->sess, f.p, f.len, qos);
@@ -377,7 +369,7 @@ static int handle_subscribe(struct mqtt_conn *mc, const struct mqtt_packet *pk)
 	/* 3.1 has no failure code in SUBACK. */
 	if (failed && mc->level == MQTT_LEVEL_31) {
 		free(codes);
-		return fail(mc, WS_PROTOCOL, "invalid topic filter");
+		return fail(mc, CONN_CLOSE_PROTOCOL_ERROR, "invalid topic filter");
 	}
 	out = mqtt_scratch_get(&mc->b->scratch, n + MQTT_MAX_FIXED_HEADER + 2);
 	len = out ? mqtt_encode_suback(out, n + MQTT_MAX_FIXED_HEADER + 2, out_level(mc), pk->id,
@@ -414,7 +406,7 @@ static int handle_disconnect(struct mqtt_conn *mc)
 		mc->will = NULL;
 	}
 	mc->closed = true;
-	conn_close(mc->c, WS_NORMAL, "disconnect");
+	conn_close(mc->c, CONN_CLOSE_NORMAL, "disconnect");
 	return -1;
 }
 
@@ -424,7 +416,7 @@ static int handle(struct mqtt_conn *mc, const struct mqtt_packet *pk)
 
 	if (!mc->connected) {
 		if (pk->type != MQTT_CONNECT)
-			return fail(mc, WS_PROTOCOL, "first packet is not CONNECT");
+			return fail(mc, CONN_CLOSE_PROTOCOL_ERROR, "first packet is not CONNECT");
 		return handle_connect(mc, pk);
 	}
 	switch (pk->type) {
@@ -453,9 +445,9 @@ static int handle(struct mqtt_conn *mc, const struct mqtt_packet *pk)
 	case MQTT_DISCONNECT:
 		return handle_disconnect(mc);
 	case MQTT_CONNECT:
-		return fail(mc, WS_PROTOCOL, "second CONNECT");
+		return fail(mc, CONN_CLOSE_PROTOCOL_ERROR, "second CONNECT");
 	default:
-		return fail(mc, WS_PROTOCOL, "packet a client may not send");
+		return fail(mc, CONN_CLOSE_PROTOCOL_ERROR, "packet a client may not send");
 	}
 }
 
@@ -471,7 +463,7 @@ static int parse_failed(struct mqtt_conn *mc, int err)
 		mc->level = MQTT_LEVEL_311;
 		return refuse(mc, MQTT_CONNACK_BAD_VERSION, why);
 	}
-	return fail(mc, err == MQTT_ERR_TOO_LARGE ? WS_TOO_BIG : WS_PROTOCOL, why);
+	return fail(mc, err == MQTT_ERR_TOO_LARGE ? CONN_CLOSE_TOO_BIG : CONN_CLOSE_PROTOCOL_ERROR, why);
 }
 
 static int buf_append(struct mqtt_conn *mc, const uint8_t *p, size_t n)
@@ -528,7 +520,7 @@ static int fill_buffered(struct mqtt_conn *mc, const struct mqtt_parse_opts *o,
 		if (take > *n)
 			take = *n;
 		if (buf_append(mc, *p, take) < 0)
-			return fail(mc, WS_NORMAL, "out of memory");
+			return fail(mc, CONN_CLOSE_NORMAL, "out of memory");
 		*p += take;
 		*n -= take;
 	}
@@ -560,7 +552,7 @@ static int mqtt_input(void *sp, const uint8_t *p, size_t n)
 		if (r < 0)
 			return parse_failed(mc, r);
 		if (r == 0)   /* less than one packet, and no more than it */
-			return buf_append(mc, p, n) < 0 ? fail(mc, WS_NORMAL, "out of memory") : 0;
+			return buf_append(mc, p, n) < 0 ? fail(mc, CONN_CLOSE_NORMAL, "out of memory") : 0;
 		if (handle(mc, &pk) < 0)
 			return -1;
 		p += r;
@@ -597,14 +589,14 @@ static void mqtt_tick(void *sp)
 	if (mc->closed)
 		return;
 	if (!mc->connected) {
-		fail(mc, WS_POLICY, "no CONNECT in time");
+		fail(mc, CONN_CLOSE_POLICY, "no CONNECT in time");
 		return;
 	}
 	if (!mc->keepalive_ms)
 		return;
 	deadline = mc->last_rx_ms + mc->keepalive_ms;
 	if (now >= deadline) {
-		fail(mc, WS_NORMAL, "keepalive expired");
+		fail(mc, CONN_CLOSE_NORMAL, "keepalive expired");
 		return;
 	}
 	conn_timer(mc->c, deadline - now);

@@ -19,12 +19,6 @@
 #endif
 #define SERVER_NAME "wsbroker/" PACKAGE_VERSION
 
-/* WebSocket close codes */
-#define WS_NORMAL 1000
-#define WS_PROTOCOL_ERROR 1002
-#define WS_POLICY 1008
-#define WS_INTERNAL_ERROR 1011
-
 /* A client that sends nothing but EOLs before its CONNECT is not STOMP. */
 #define SNIFF_MAX_EOLS 256
 
@@ -103,7 +97,8 @@ oom:
 }
 
 static int fail_ex(struct stomp_session *s, const char *receipt, const char *msg,
-		   const char *detail, const char *xname, const char *xvalue, uint16_t code)
+		   const char *detail, const char *xname, const char *xvalue,
+		   enum conn_close_reason code)
 {
 	if (s->done)
 		return -1;
@@ -119,13 +114,13 @@ int stomp_fail(struct stomp_session *s, const struct stomp_frame *f, const char 
 	       const char *detail)
 {
 	return fail_ex(s, f ? stomp_frame_get(f, "receipt") : NULL, msg, detail, NULL, NULL,
-		       WS_PROTOCOL_ERROR);
+		       CONN_CLOSE_PROTOCOL_ERROR);
 }
 
 int stomp_fail_receipt(struct stomp_session *s, const char *receipt, const char *msg,
 		       const char *detail)
 {
-	return fail_ex(s, receipt, msg, detail, NULL, NULL, WS_INTERNAL_ERROR);
+	return fail_ex(s, receipt, msg, detail, NULL, NULL, CONN_CLOSE_INTERNAL_ERROR);
 }
 
 int stomp_send_receipt(struct stomp_session *s, const char *id)
@@ -175,7 +170,7 @@ void stomp_tick(struct stomp_session *s)
 		if (s->connect_deadline && now >= s->connect_deadline) {
 			s->done = true;
 			log_warn(conn_peer(s->c), conn_client_id(s->c), "stomp: no CONNECT frame in time");
-			conn_close(s->c, WS_POLICY, "no CONNECT frame");
+			conn_close(s->c, CONN_CLOSE_POLICY, "no CONNECT frame");
 			return;
 		}
 		stomp_arm_timer(s);
@@ -186,7 +181,7 @@ void stomp_tick(struct stomp_session *s)
 		log_warn(conn_peer(s->c), conn_client_id(s->c),
 			 "stomp: no heart-beat for %llu ms (interval %u ms), closing",
 			 (unsigned long long)(now - s->last_rx), (unsigned)s->hb_in_ms);
-		conn_close(s->c, WS_NORMAL, "heart-beat timeout");
+		conn_close(s->c, CONN_CLOSE_NORMAL, "heart-beat timeout");
 		return;
 	}
 	if (s->hb_out_ms && now - s->last_tx >= s->hb_out_ms) {
@@ -274,7 +269,7 @@ int stomp_on_connect(struct stomp_session *s, const struct stomp_frame *f)
 	if (v < 0)
 		return fail_ex(s, stomp_frame_get(f, "receipt"), "unsupported protocol version",
 			       "supported versions are 1.0, 1.1 and 1.2", "version", "1.0,1.1,1.2",
-			       WS_PROTOCOL_ERROR);
+			       CONN_CLOSE_PROTOCOL_ERROR);
 	s->v = (enum stomp_version)v;
 	uint32_t cx = 0, cy = 0;
 	const char *hb = stomp_frame_get(f, "heart-beat");
@@ -286,7 +281,7 @@ int stomp_on_connect(struct stomp_session *s, const struct stomp_frame *f)
 	if (auth_check(login, pass ? pass->value : NULL, pass ? pass->value_len : 0,
 		       conn_peer(s->c)) != AUTH_OK)
 		return fail_ex(s, stomp_frame_get(f, "receipt"), "access refused", "login or passcode not accepted", NULL, NULL,
-			       WS_POLICY);
+			       CONN_CLOSE_POLICY);
 
 	const char *cid = stomp_frame_get(f, "client-id");
 	conn_set_client_id(s->c, cid && *cid ? cid : login && *login ? login : s->id);
@@ -311,7 +306,7 @@ int stomp_disconnect(struct stomp_session *s, const char *receipt)
 	s->done = true;
 	if (receipt)
 		stomp_send_receipt(s, receipt);
-	conn_close(s->c, WS_NORMAL, "DISCONNECT");
+	conn_close(s->c, CONN_CLOSE_NORMAL, "DISCONNECT");
 	return -1;
 }
 

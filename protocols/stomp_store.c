@@ -36,7 +36,7 @@ static void receipt_due(void *owner, const void *receipt, enum store_status st)
 		stomp_send_receipt(s, receipt);
 	}
 	if (!stomp_waiting(s) && s->close_when_drained && !conn_closing(s->c))
-		conn_close(s->c, 0, "DISCONNECT");
+		conn_close(s->c, CONN_CLOSE_NORMAL, "DISCONNECT");
 }
 
 void stomp_acks_init(struct stomp_session *s)

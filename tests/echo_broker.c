@@ -4,7 +4,7 @@
  *
  * The echo session sends every chunk it receives back as one message (text
  * when it is valid UTF-8, else binary); the chunk "close" makes it close
- * with 1000 "bye"; its goodbye on shutdown is the text "goodbye". */
+ * normally (1000 over WebSocket) with "bye"; its goodbye on shutdown is the text "goodbye". */
 #include "config.h"
 #include "net/conn.h"
 #include "protocol.h"
@@ -38,7 +38,7 @@ static int echo_input(void *s, const uint8_t *p, size_t n)
 {
 	struct echo *e = s;
 	if (n == 5 && memcmp(p, "close", 5) == 0) {
-		conn_close(e->c, 1000, "bye");
+		conn_close(e->c, CONN_CLOSE_NORMAL, "bye");
 		return -1;
 	}
 	conn_send_type(e->c, p, n, !utf8_valid(p, n));

@@ -4,6 +4,9 @@
  * output bounds. It knows protocols only through struct protocol: sessions
  * send bytes with conn_send*, and conn frames them for the transport.
  *
+ * This header is what sessions see; the daemon's side (accept, shutdown)
+ * is conn_module.h, and the lifecycle's phases are private to net/.
+ *
  * A conn is never freed inside its own callback chain: conn_close marks it
  * closing, and it is freed once the stack has unwound. */
 #ifndef WSB_CONN_H
@@ -49,12 +52,24 @@ size_t conn_pending(const struct conn *c);
 /* 1 when the output is above the configured high-water mark. */
 bool conn_congested(const struct conn *c);
 
-/* Flush what is queued, then close. Over WebSocket a close frame with
- * ws_code and reason is sent first (ws_code 0 picks 1000, or 1002 / 1008 as
- * the session judges); the TCP connection ends after the peer's close or a
- * bounded wait. Safe to call from anywhere, several times; the session's
- * close() is called later, outside the caller's stack. */
-void conn_close(struct conn *c, uint16_t ws_code, const char *reason);
+/* Why a session ends its connection, in terms of no transport. Over
+ * WebSocket each becomes an RFC 6455 close code (1000, 1001, 1002, 1008,
+ * 1009, 1011 in this order); raw TCP has no way to say it and ignores it. */
+enum conn_close_reason {
+	CONN_CLOSE_NORMAL = 0,          /* done, or nothing more specific to say */
+	CONN_CLOSE_GOING_AWAY,          /* the server is stopping */
+	CONN_CLOSE_PROTOCOL_ERROR,      /* the peer broke the protocol's rules */
+	CONN_CLOSE_POLICY,              /* refused: not authorised, too slow to log in */
+	CONN_CLOSE_TOO_BIG,             /* a message over a configured limit */
+	CONN_CLOSE_INTERNAL_ERROR       /* the broker could not do its part */
+};
+
+/* Flush what is queued, then close. Over WebSocket a close frame carrying
+ * the reason's close code and `text` is sent first; the TCP connection ends
+ * after the peer's close or a bounded wait. Safe to call from anywhere,
+ * several times; the session's close() is called later, outside the
+ * caller's stack. */
+void conn_close(struct conn *c, enum conn_close_reason reason, const char *text);
 bool conn_closing(const struct conn *c);
 
 /* Call the protocol's tick after delay_ms (replaces a pending one);
@@ -62,22 +77,3 @@ bool conn_closing(const struct conn *c);
 void conn_timer(struct conn *c, uint64_t delay_ms);
 
 #endif
-
-/* ---- daemon side: used by server.c only, never by sessions ---- */
-#include "config.h"
-struct event_base;
-struct sockaddr;
-struct proto_env;
-
-/* cfg must outlive every connection; cfg may be swapped (SIGHUP). A
- * session opens with its protocol's env (protocol_env). */
-void conn_module_init(struct event_base *base, const struct cfg *cfg);
-void conn_module_set_cfg(const struct cfg *cfg);
-/* Take over an accepted socket from a listener of the given kind. */
-void conn_accept(int fd, const struct sockaddr *sa, int socklen, enum listener_kind kind);
-size_t conn_count(void);
-/* Graceful stop: goodbye + close on every connection; all_gone runs once
- * the last one is freed. */
-void conn_shutdown_all(void (*all_gone)(void *arg), void *arg);
-/* Free whatever is left right now (after the loop has stopped). */
-void conn_free_all(void);

@@ -1,18 +1,69 @@
-/* conn_int: what conn's two files share: conn.c (accessors, timers, close
- * and lifecycle, WebSocket and HTTP input, accept, the module) and
- * conn_out.c (output, shared output, output scheduling). Not for use
- * outside conn. */
+/* conn_int: what net/'s files share about a connection: conn.c (accessors,
+ * the lifecycle, timers, input dispatch, accept, the module), sniff.c (first
+ * bytes, HTTP, the upgrade, opening the session), ws.c (WebSocket input,
+ * control frames, keepalive, close handshake) and conn_out.c (output).
+ * Nothing outside net/ includes it. */
 #ifndef WSB_CONN_INT_H
 #define WSB_CONN_INT_H
 #include "conn.h"
+#include "config.h"
 #include "protocol.h"
-#include "ws_frame.h"
+#include "ws.h"
 #include <event2/util.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-enum conn_state { CS_SNIFF, CS_HTTP, CS_WS, CS_RAW };
+/* A connection's lifecycle. conn_enter is the only writer of c->phase; it
+ * refuses (and asserts on) a transition not drawn here, and does what
+ * entering each phase takes.
+ *
+ * The usual paths:
+ *
+ *   accept -> SNIFFING -> HTTP -> OPEN -> CLOSING -> FLUSHING -> DEAD
+ *                           \          \-> LINGERING -> DEAD
+ *                            \-> LINGERING -> DEAD
+ *
+ * Every legal transition (x):
+ *
+ *   from \ to   HTTP  OPEN  CLOSING  FLUSHING  LINGERING  DEAD
+ *   SNIFFING     x     x              x                    x
+ *   HTTP               x              x         x          x
+ *   OPEN                     x        x         x          x
+ *   CLOSING                           x         x          x
+ *   FLUSHING                                               x
+ *   LINGERING                         x                    x
+ *   DEAD
+ *
+ * Why each is taken:
+ *   SNIFFING  -> HTTP       the first bytes are an HTTP request line, or a
+ *                           WebSocket listener (accept decides at once)
+ *   SNIFFING  -> OPEN       a protocol recognised its first bytes, or a
+ *                           listener of one protocol (raw TCP)
+ *   HTTP      -> OPEN       WebSocket upgrade: the session is attached
+ *   HTTP      -> LINGERING  any other HTTP reply is our last word
+ *   OPEN      -> CLOSING    WebSocket conn_close: our close frame is out,
+ *                           the peer's is awaited (input still parsed)
+ *   OPEN      -> LINGERING  raw conn_close, or a broken WebSocket stream
+ *   CLOSING   -> LINGERING  the stream broke while awaiting the peer's close
+ *   OPEN, CLOSING -> FLUSHING  the peer's close frame arrived (ours echoed)
+ *   SNIFFING, HTTP, LINGERING -> FLUSHING  graceful stop of a connection
+ *                           that has no session
+ *   any but DEAD -> DEAD    EOF, socket error, a timeout, output over its
+ *                           hard limit, FLUSHING's output written
+ *
+ * "open" says a session is attached; WebSocket or raw TCP is the transport
+ * (c->websocket), not a phase. Re-entering the current phase does nothing. */
+enum conn_phase {
+	CONN_SNIFFING,   /* reading the first bytes */
+	CONN_HTTP,       /* reading an HTTP request head */
+	CONN_OPEN,       /* session attached, input goes to it */
+	CONN_CLOSING,    /* WebSocket close handshake: await the peer's close */
+	CONN_FLUSHING,   /* write what is queued, then free; input discarded */
+	CONN_LINGERING,  /* after our last word: shut our side once flushed,
+			  * discard input until EOF or close_timeout_ms */
+	CONN_DEAD        /* on the reap list, freed once the stack unwinds */
+};
 
 struct conn {
 	struct conn *prev, *next;       /* live list */
@@ -23,30 +74,21 @@ struct conn {
 	bool wwait;                     /* socket was full: bufferevent writes */
 	bool release_pending;
 	struct bufferevent *bev;
-	enum conn_state state;
+	enum conn_phase phase;
 	enum listener_kind kind;
 	char peer[64];
 	char *client_id;
 	char *ws_path;
 	const struct protocol *proto;
 	void *session;
-	bool websocket;
-	bool closing;                   /* no more session input; flushing */
-	bool dead;                      /* on the reap list */
-	bool close_sent, close_rcvd;    /* WebSocket close handshake */
-	bool flush_then_free;
-	bool lingering;                 /* after our last word: discard input until EOF */
-	bool shut_wr;
+	bool websocket;                 /* the transport: WebSocket, else raw */
+	bool shut_wr;                   /* our write side is shut (LINGERING) */
 	bool answered;                  /* the session has sent something */
-	bool ping_out;
 	enum proto_close_reason why;
 	bool why_set;
-	struct ws_msg_state wsm;
-	struct ws_frame cur;            /* data frame whose payload is streaming */
-	bool in_frame;
-	uint64_t cur_done;
-	uint64_t last_rx_ms, ping_sent_ms;
-	struct event *hs_timer, *ping_timer, *sess_timer, *close_timer;
+	struct ws_state ws;
+	uint64_t last_rx_ms;
+	struct event *hs_timer, *sess_timer, *close_timer;
 };
 
 /* The module's state; defined in conn.c. */
@@ -70,13 +112,14 @@ struct conn_module {
 extern struct conn_module conn_m;
 
 /* conn.c */
+void conn_enter(struct conn *c, enum conn_phase to);
 void conn_set_why(struct conn *c, enum proto_close_reason why);
-void conn_reap_later(struct conn *c);
+void conn_arm(struct event *ev, uint64_t ms);
+/* The output buffer is empty: finish a close waiting for it. */
+void conn_output_drained(struct conn *c);
 
 /* conn_out.c */
 void conn_ws_send_frame(struct conn *c, uint8_t opcode, const void *data, size_t len);
-void conn_ws_send_close(struct conn *c, uint16_t code, const char *reason);
-void conn_output_drained(struct conn *c);
 void conn_mark_dirty(struct conn *c);
 void conn_unmark_dirty(struct conn *c);
 void conn_flush_cb(evutil_socket_t fd, short what, void *arg);

@@ -1,7 +1,7 @@
 /* conn_out: conn's output side: framing and queueing what sessions send,
  * shared (reference-counted) output, and writing each connection's output
  * once per event-loop pass. See conn.h for the contract and conn_int.h for
- * what it shares with conn.c. */
+ * what it shares with the rest of net/. */
 #include "conn_int.h"
 #include "config.h"
 #include "log.h"
@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 /* Frames up to this size are copied into the output in one piece. */
 #define SMALL_FRAME 4096
@@ -43,26 +42,18 @@ void conn_ws_send_frame(struct conn *c, uint8_t opcode, const void *data, size_t
 	conn_mark_dirty(c);
 }
 
-void conn_ws_send_close(struct conn *c, uint16_t code, const char *reason)
-{
-	uint8_t payload[WS_MAX_CONTROL];
-	size_t n = ws_close_payload_encode(payload, code, reason);
-	conn_ws_send_frame(c, WS_OP_CLOSE, payload, n);
-	c->close_sent = true;
-}
-
 /* 0 when len more bytes may be queued; -1 when closing or past the hard
  * limit (the connection is then being closed). */
 static int send_check(struct conn *c, size_t len)
 {
-	if (c->closing || c->dead)
+	if (conn_closing(c))
 		return -1;
 	if (conn_pending(c) + len > conn_m.cfg->out_hard_limit) {
 		log_warn(c->peer, c->client_id,
 			 "slow consumer: %zu bytes queued, past out_hard_limit %zu; disconnecting",
 			 conn_pending(c), conn_m.cfg->out_hard_limit);
 		conn_set_why(c, PROTO_CLOSED_ERROR);
-		conn_reap_later(c);
+		conn_enter(c, CONN_DEAD);
 		return -1;
 	}
 	if (!c->answered) {
@@ -147,7 +138,7 @@ int conn_send_shared(struct conn *c, struct conn_shared *sh)
 		/* A lone frame header would break the stream: give up on it. */
 		log_warn(c->peer, c->client_id, "out of memory queueing a message; disconnecting");
 		conn_set_why(c, PROTO_CLOSED_ERROR);
-		conn_reap_later(c);
+		conn_enter(c, CONN_DEAD);
 		return -1;
 	}
 	conn_mark_dirty(c);
@@ -166,20 +157,9 @@ int conn_send_shared(struct conn *c, struct conn_shared *sh)
  * (wwait) until its buffer drains. Output bounds are unchanged: conn_pending
  * still counts every byte not yet accepted by the kernel. */
 
-/* The output buffer is empty: finish a close waiting for it. */
-void conn_output_drained(struct conn *c)
-{
-	if (c->flush_then_free)
-		conn_reap_later(c);
-	else if (c->lingering && !c->shut_wr) {
-		shutdown(bufferevent_getfd(c->bev), SHUT_WR);
-		c->shut_wr = true;
-	}
-}
-
 void conn_mark_dirty(struct conn *c)
 {
-	if (c->dirty || c->wwait || c->dead)
+	if (c->dirty || c->wwait || c->phase == CONN_DEAD)
 		return;
 	c->dirty = true;
 	c->dirty_prev = NULL;
@@ -221,7 +201,7 @@ static void flush_one(struct conn *c)
 	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
 		log_info(c->peer, c->client_id, "socket error: %s", strerror(errno));
 		conn_set_why(c, PROTO_CLOSED_ERROR);
-		conn_reap_later(c);
+		conn_enter(c, CONN_DEAD);
 		return;
 	}
 	if (evbuffer_get_length(out)) {
@@ -238,7 +218,7 @@ void conn_flush_cb(evutil_socket_t fd, short what, void *arg)
 	while (conn_m.dirty) {
 		struct conn *c = conn_m.dirty;
 		conn_unmark_dirty(c);
-		if (!c->dead)
+		if (c->phase != CONN_DEAD)
 			flush_one(c);
 	}
 }

@@ -1,7 +1,7 @@
 /* http: what the broker answers to an HTTP request head: /healthz, the
  * WebSocket upgrade (RFC 6455 section 4.2) with subprotocol and path
  * selection and the Origin allow-list, and the error statuses. It decides
- * and formats; it does not read or write sockets (conn.c does). */
+ * and formats; it does not read or write sockets (sniff.c does). */
 #ifndef WSB_HTTP_H
 #define WSB_HTTP_H
 #include <stddef.h>

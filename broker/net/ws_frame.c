@@ -211,6 +211,19 @@ int ws_close_code_valid(unsigned code)
 	return code >= 3000 && code <= 4999;
 }
 
+uint16_t ws_close_code_for(enum conn_close_reason reason)
+{
+	switch (reason) {
+	case CONN_CLOSE_NORMAL: return WS_CLOSE_NORMAL;
+	case CONN_CLOSE_GOING_AWAY: return WS_CLOSE_GOING_AWAY;
+	case CONN_CLOSE_PROTOCOL_ERROR: return WS_CLOSE_PROTOCOL;
+	case CONN_CLOSE_POLICY: return WS_CLOSE_POLICY;
+	case CONN_CLOSE_TOO_BIG: return WS_CLOSE_TOO_BIG;
+	case CONN_CLOSE_INTERNAL_ERROR: return WS_CLOSE_INTERNAL;
+	}
+	return WS_CLOSE_NORMAL;
+}
+
 int ws_close_payload_check(const uint8_t *p, size_t n, uint16_t *code)
 {
 	uint16_t c;

@@ -2,13 +2,14 @@
  * checks the message-level rules (fragmentation, size, UTF-8 of text across
  * fragments), validates close payloads, encodes frame headers, and computes
  * the handshake's Sec-WebSocket-Accept value. No sockets, no buffers of its
- * own, no logging: ws handling in conn.c feeds it bytes. Errors are negative
+ * own, no logging: ws.c feeds it bytes. Errors are negative
  * WebSocket close codes, so the caller closes with -err. */
 #ifndef WSB_WS_FRAME_H
 #define WSB_WS_FRAME_H
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "conn.h"
 #include "utf8.h"
 
 enum ws_opcode {
@@ -88,6 +89,8 @@ int ws_msg_payload(struct ws_msg_state *st, const struct ws_frame *f,
  * registry: 1000-1003, 1007-1014,
  * 3000-4999). */
 int ws_close_code_valid(unsigned code);
+/* The close code that says `reason` on the wire. */
+uint16_t ws_close_code_for(enum conn_close_reason reason);
 /* Validate a received close payload. Returns 0 and sets *code (1005 when the
  * payload is empty), -1002 for a 1-byte payload or an invalid code, -1007
  * when the reason is not UTF-8. */

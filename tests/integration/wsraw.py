@@ -28,6 +28,57 @@ class Closed(Exception):
     """The peer closed the TCP connection before the expected bytes came."""
 
 
+NETLINK_SOCK_DIAG = 4
+SOCK_DIAG_BY_FAMILY = 20
+NLM_F_REQUEST = 1
+NLMSG_ERROR = 2
+INET_DIAG_NOCOOKIE = 0xffffffff
+
+
+def _diag_queues(src, dst):
+    """(rx_queue, tx_queue) of this host's TCP socket src -> dst (address,
+    port pairs), or None when there is none: the fields /proc/net/tcp shows,
+    asked of sock_diag for one socket (the table can hold thousands)."""
+    fam = socket.AF_INET6 if ":" in src[0] else socket.AF_INET
+
+    def addr(a):
+        return socket.inet_pton(fam, a).ljust(16, b"\0")
+    # struct inet_diag_req_v2 with its struct inet_diag_sockid, every state
+    req = struct.pack("=BBBBI", fam, socket.IPPROTO_TCP, 0, 0, 0xffffffff)
+    req += struct.pack(">HH", src[1], dst[1]) + addr(src[0]) + addr(dst[0])
+    req += struct.pack("=III", 0, INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE)
+    msg = struct.pack("=IHHII", 16 + len(req), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, 1, 0) + req
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as nl:
+        nl.sendto(msg, (0, 0))
+        data = nl.recv(65536)
+    if struct.unpack_from("=IH", data)[1] == NLMSG_ERROR:
+        return None
+    # struct inet_diag_msg after the 16-byte nlmsghdr: idiag_rqueue at 56
+    return struct.unpack_from("=II", data, 16 + 56)
+
+
+def wait_peer_read(sock, timeout=3.0):
+    """Return once the process at the other end of sock (on this host) has
+    read everything sent on it so far: our send queue is acknowledged, so the
+    bytes reached the peer's socket (our tx_queue 0), and the peer's socket
+    holds nothing unread (its rx_queue 0). What is sent next then arrives in
+    a read of its own, which is how a test makes a split write certain: the
+    kernel may merge back-to-back writes however long a client sleeps between
+    them. Fails the test when the peer has not read within timeout."""
+    me, peer = sock.getsockname()[:2], sock.getpeername()[:2]
+    deadline = time.monotonic() + timeout
+    while True:
+        ours, theirs = _diag_queues(me, peer), _diag_queues(peer, me)
+        sent = ours and ours[1]
+        unread = theirs and theirs[0]
+        if sent == 0 and unread == 0:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("peer did not read what was sent within %.1f s "
+                                 "(unacknowledged %r, unread %r)" % (timeout, sent, unread))
+        time.sleep(0.0005)  # polling interval
+
+
 def new_key():
     return base64.b64encode(os.urandom(16)).decode()
 
@@ -216,11 +267,16 @@ class Client:
     def send(self, data):
         self.sock.sendall(data)
 
-    def dribble(self, data, delay=0.002):
-        """Send one byte per write, with a pause so each is its own segment."""
+    def send_split(self, data):
+        """Send data and wait until the broker has read it, so that whatever
+        is sent next reaches the broker in a read of its own."""
+        self.sock.sendall(data)
+        wait_peer_read(self.sock)
+
+    def dribble(self, data):
+        """Send one byte at a time, each read by the broker on its own."""
         for i in range(len(data)):
-            self.sock.sendall(data[i:i + 1])
-            time.sleep(delay)
+            self.send_split(data[i:i + 1])
 
     def _fill(self):
         try:

@@ -1,4 +1,5 @@
 #include "fake_conn.h"
+#include "net/ws_frame.h"
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -111,13 +112,14 @@ int conn_send_shared(struct conn *c, struct conn_shared *sh)
 size_t conn_pending(const struct conn *c) { return c->pending; }
 bool conn_congested(const struct conn *c) { return c->congested; }
 
-void conn_close(struct conn *c, uint16_t ws_code, const char *reason)
+void conn_close(struct conn *c, enum conn_close_reason reason, const char *text)
 {
 	if (c->closing)
 		return;
 	c->closing = true;
-	c->close_code = ws_code;
-	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason ? reason : "");
+	c->close_why = reason;
+	c->close_code = ws_close_code_for(reason);
+	snprintf(c->close_reason, sizeof(c->close_reason), "%s", text ? text : "");
 }
 
 bool conn_closing(const struct conn *c) { return c->closing; }

@@ -1,4 +1,4 @@
-/* fake_conn: a stand-in for broker/conn.c in session unit tests. It records
+/* fake_conn: a stand-in for broker/net/conn.c in session unit tests. It records
  * what a session sends and whether it closed, and never touches a socket. */
 #ifndef WSB_FAKE_CONN_H
 #define WSB_FAKE_CONN_H
@@ -19,8 +19,9 @@ struct conn {
 	bool last_binary;        /* type of the last conn_send_type / conn_send */
 	bool default_binary;     /* what conn_send uses */
 	bool closing;
-	uint16_t close_code;
-	char close_reason[128];
+	enum conn_close_reason close_why;
+	uint16_t close_code;     /* what a WebSocket peer would get for close_why */
+	char close_reason[128];  /* conn_close's text */
 	uint64_t timer_ms;       /* last conn_timer delay, 0 = none */
 	size_t pending;          /* what conn_pending reports */
 	bool congested;          /* what conn_congested reports */
