@@ -15,8 +15,8 @@
 #include <stdint.h>
 
 /* A connection's lifecycle. conn_enter is the only writer of c->phase; it
- * refuses (and asserts on) a transition not drawn here, and does what
- * entering each phase takes.
+ * refuses a transition not drawn here (logged as a bug; WSB_STRICT test
+ * builds abort), and does what entering each phase takes.
  *
  * The usual paths:
  *
