@@ -273,11 +273,25 @@ static void server_free(struct server *s)
 static int print_settings(const struct cfg *c)
 {
 	char err[600];
-	if (cfg_print_config(stdout, c, err, sizeof(err)) < 0) {
+	char *text = NULL;
+	size_t len = 0;
+	/* Into memory first: a value that cannot be written leaves no half
+	 * file on stdout for a tool to take. */
+	FILE *mem = open_memstream(&text, &len);
+	if (!mem) {
+		fprintf(stderr, "wsbroker: out of memory\n");
+		return 1;
+	}
+	int rc = cfg_print_config(mem, c, err, sizeof(err));
+	fclose(mem);
+	if (rc < 0) {
+		free(text);
 		fprintf(stderr, "wsbroker: %s\n", err);
 		return 2;
 	}
-	if (fflush(stdout) != 0) {
+	fwrite(text, 1, len, stdout);
+	free(text);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
 		fprintf(stderr, "wsbroker: standard output: %s\n", strerror(errno));
 		return 1;
 	}

@@ -229,6 +229,7 @@ def test_check_config_valid_prints_effective_settings(tmp_path):
     ("log_level info\nmqtt_max_inflight 0\n", ":2: mqtt_max_inflight: 0 is out of range"),
     ("ws_max_message 1M\nno_such_key 5\n", ":2: unknown option 'no_such_key'"),
     ("users_file /nonexistent/wsbroker.users\n", "/nonexistent/wsbroker.users"),
+    ("listener 127.0.0.1:99999\n", ":1: bad listener '127.0.0.1:99999'"),
 ])
 def test_check_config_invalid_exits_2(tmp_path, text, where):
     conf = tmp_path / "bad.conf"
@@ -237,6 +238,14 @@ def test_check_config_invalid_exits_2(tmp_path, text, where):
     assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
     assert where in out.stderr, out.stderr
     assert out.stdout == "", "an invalid file printed settings:\n" + out.stdout
+
+
+def test_unwritable_value_exits_2_and_prints_nothing():
+    """--set db= is accepted, but no config file line can say it."""
+    out = run([WSBROKER, "--print-config", "--set", "db="], env=_sanitizer_env())
+    assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
+    assert "db: the value '' cannot be written" in out.stderr, out.stderr
+    assert out.stdout == "", "half a config file on stdout:\n" + out.stdout
 
 
 # ---- make install ----
