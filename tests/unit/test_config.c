@@ -272,6 +272,9 @@ static void test_help_lists_every_key(void **st)
 	cfg_print_usage(f);
 	fclose(f);
 	assert_non_null(strstr(text, "--listen"));
+	assert_non_null(strstr(text, "\n  --print-config      Print the effective settings"));
+	assert_non_null(strstr(text, "\n  --check-config      Check the settings"));
+	assert_non_null(strstr(text, "\n  --print-man 5|8     Print the man page"));
 	for (size_t i = 0; i < cfg_key_count(); i++) {
 		const struct cfg_key *k = cfg_key_at(i);
 		char want[400], range[160];
