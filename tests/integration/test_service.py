@@ -23,7 +23,6 @@ import socket
 import subprocess
 import tarfile
 import time
-from pathlib import Path
 
 import pytest
 
