@@ -658,3 +658,14 @@ int cfg_parse_args(struct cfg *c, int argc, char **argv, char *err, size_t errle
 	}
 	return 0;
 }
+
+int cfg_command_line(struct cfg *c, int argc, char **argv, FILE *errf)
+{
+	char err[600];
+	int rc = cfg_parse_args(c, argc, argv, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(errf, "wsbroker: %s\n", err);
+		return 2;
+	}
+	return rc == 1 ? 0 : CFG_GO;
+}

@@ -148,6 +148,12 @@ int cfg_load_file(struct cfg *c, const char *path, char *err, size_t errlen);
  * and the program should exit 0, -1 with a message in err. */
 int cfg_parse_args(struct cfg *c, int argc, char **argv, char *err, size_t errlen);
 
+/* main's view of cfg_parse_args: CFG_GO to go on (c->action says to run
+ * or to print), else the process's exit status: 0 once --help, --version
+ * or --print-man printed, 2 once the error is on errf ("wsbroker: ..."). */
+#define CFG_GO (-1)
+int cfg_command_line(struct cfg *c, int argc, char **argv, FILE *errf);
+
 /* "[ADDR:]PORT[/KIND]" -> listener. 0 or -1. */
 int cfg_parse_listener(const char *spec, struct cfg_listener *out);
 const char *cfg_listener_kind_name(enum listener_kind k);
@@ -176,6 +182,10 @@ int cfg_key_value_text(const struct cfg_key *k, const struct cfg *c, size_t item
  * default is commented out, any other is active. Returns 0, or -1 with the
  * key that no config file line can carry named in err. */
 int cfg_print_config(FILE *out, const struct cfg *c, char *err, size_t errlen);
+/* --print-config / --check-config once the settings are valid: the
+ * config file on out, all or nothing. Returns the exit status: 0, 2 with
+ * the reason on errf when a value cannot be written, 1 when out fails. */
+int cfg_print_settings(const struct cfg *c, FILE *out, FILE *errf);
 /* --print-man 8 (wsbroker(8)) or 5 (wsbroker.conf(5)), in roff. */
 void cfg_print_man(FILE *out, int section);
 

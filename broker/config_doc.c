@@ -6,6 +6,7 @@
 #include "config.h"
 #include "log.h"
 #include "notify.h"
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -229,6 +230,34 @@ int cfg_print_config(FILE *out, const struct cfg *c, char *err, size_t errlen)
 			}
 			fprintf(out, "%s%s %s\n", is_default ? "# " : "", k->name, value);
 		}
+	}
+	return 0;
+}
+
+int cfg_print_settings(const struct cfg *c, FILE *out, FILE *errf)
+{
+	char err[600];
+	char *text = NULL;
+	size_t len = 0;
+	/* Into memory first: a value that cannot be written leaves no half
+	 * file on out for a tool to take. */
+	FILE *mem = open_memstream(&text, &len);
+	if (!mem) {
+		fprintf(errf, "wsbroker: out of memory\n");
+		return 1;
+	}
+	int rc = cfg_print_config(mem, c, err, sizeof(err));
+	fclose(mem);
+	if (rc < 0) {
+		free(text);
+		fprintf(errf, "wsbroker: %s\n", err);
+		return 2;
+	}
+	fwrite(text, 1, len, out);
+	free(text);
+	if (fflush(out) != 0 || ferror(out)) {
+		fprintf(errf, "wsbroker: writing the settings: %s\n", strerror(errno));
+		return 1;
 	}
 	return 0;
 }

@@ -269,35 +269,6 @@ static void server_free(struct server *s)
 	free(s);
 }
 
-/* --print-config, --check-config: the effective settings on stdout. */
-static int print_settings(const struct cfg *c)
-{
-	char err[600];
-	char *text = NULL;
-	size_t len = 0;
-	/* Into memory first: a value that cannot be written leaves no half
-	 * file on stdout for a tool to take. */
-	FILE *mem = open_memstream(&text, &len);
-	if (!mem) {
-		fprintf(stderr, "wsbroker: out of memory\n");
-		return 1;
-	}
-	int rc = cfg_print_config(mem, c, err, sizeof(err));
-	fclose(mem);
-	if (rc < 0) {
-		free(text);
-		fprintf(stderr, "wsbroker: %s\n", err);
-		return 2;
-	}
-	fwrite(text, 1, len, stdout);
-	free(text);
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		fprintf(stderr, "wsbroker: standard output: %s\n", strerror(errno));
-		return 1;
-	}
-	return 0;
-}
-
 int server_run(int argc, char **argv, void (*prepare)(struct cfg *c))
 {
 	struct server *s = calloc(1, sizeof(*s));
@@ -310,16 +281,14 @@ int server_run(int argc, char **argv, void (*prepare)(struct cfg *c))
 	if (prepare)
 		prepare(&s->cfg);
 	char err[600];
-	int rc = cfg_parse_args(&s->cfg, argc, argv, err, sizeof(err));
-	if (rc != 0) {
-		if (rc < 0)
-			fprintf(stderr, "wsbroker: %s\n", err);
+	int rc = cfg_command_line(&s->cfg, argc, argv, stderr);
+	if (rc != CFG_GO) {
 		free(s);
-		return rc < 0 ? 2 : 0;
+		return rc;
 	}
 	log_set_level((enum log_level)s->cfg.log_level);
 	if (s->cfg.action == CFG_ACTION_PRINT) {
-		rc = print_settings(&s->cfg);
+		rc = cfg_print_settings(&s->cfg, stdout, stderr);
 		free(s);
 		return rc;
 	}
@@ -331,7 +300,7 @@ int server_run(int argc, char **argv, void (*prepare)(struct cfg *c))
 	if (s->cfg.action == CFG_ACTION_CHECK) {
 		/* Valid as far as can be known without a socket or the database. */
 		auth_reset();
-		rc = print_settings(&s->cfg);
+		rc = cfg_print_settings(&s->cfg, stdout, stderr);
 		free(s);
 		return rc;
 	}

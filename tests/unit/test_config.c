@@ -409,7 +409,8 @@ static void test_print_config_of_defaults_sets_nothing(void **st)
 	free(text);
 }
 
-/* A value no config line can carry is refused, not printed wrong. */
+/* A value no config line can carry is refused, not printed wrong: exit
+ * status 2 and nothing on stdout. */
 static void test_print_config_refuses_unwritable_value(void **st)
 {
 	struct cfg c;
@@ -420,6 +421,18 @@ static void test_print_config_refuses_unwritable_value(void **st)
 	assert_int_equal(print_rc, -1);
 	assert_non_null(strstr(print_err, "db:"));
 	free(text);
+
+	char *out = NULL, *errs = NULL;
+	size_t outlen = 0, errlen = 0;
+	FILE *fo = open_memstream(&out, &outlen), *fe = open_memstream(&errs, &errlen);
+	assert_int_equal(cfg_print_settings(&c, fo, fe), 2);
+	fclose(fo);
+	fclose(fe);
+	assert_int_equal(outlen, 0);
+	assert_non_null(strstr(errs, "wsbroker: db: the value '' cannot be written"));
+	free(out);
+	free(errs);
+
 	cfg_defaults(&c);
 	assert_int_equal(cfg_set(&c, "origin", "https://x.example/#frag", err, sizeof(err)), 0);
 	text = capture(print_config_fn, &c);
@@ -428,40 +441,55 @@ static void test_print_config_refuses_unwritable_value(void **st)
 	free(text);
 }
 
+/* cfg_command_line as main sees it: what it says on errf and the exit status. */
+static int command_line(struct cfg *c, int argc, char **argv, char **errs)
+{
+	size_t len = 0;
+	FILE *fe = open_memstream(errs, &len);
+	assert_non_null(fe);
+	cfg_defaults(c);
+	int rc = cfg_command_line(c, argc, argv, fe);
+	fclose(fe);
+	return rc;
+}
+
 static void test_check_config_options(void **st)
 {
 	struct cfg c;
-	char err[512];
+	char *errs = NULL;
 	const char *p = write_tmp("log_level warn\nws_max_message 2M\n");
 	char good[64];
 	strcpy(good, p);
 	char *argv[] = {"wsbroker", "--check-config", "-c", good, "--set", "sync=off", NULL};
-	cfg_defaults(&c);
-	assert_int_equal(cfg_parse_args(&c, 6, argv, err, sizeof(err)), 0);
+	assert_int_equal(command_line(&c, 6, argv, &errs), CFG_GO);
+	assert_string_equal(errs, "");
+	free(errs);
 	assert_int_equal(c.action, CFG_ACTION_CHECK);
 	assert_int_equal(c.sync, CFG_SYNC_OFF);
 	assert_int_equal(c.ws_max_message, 2 * 1048576);
 	unlink(good);
 
 	char *argv2[] = {"wsbroker", "--print-config", NULL};
-	cfg_defaults(&c);
-	assert_int_equal(cfg_parse_args(&c, 2, argv2, err, sizeof(err)), 0);
+	assert_int_equal(command_line(&c, 2, argv2, &errs), CFG_GO);
+	free(errs);
 	assert_int_equal(c.action, CFG_ACTION_PRINT);
 
-	/* a bad file stops --check-config like it stops start-up (server.c: exit 2) */
+	/* a bad file: exit status 2, the file, line and key on stderr */
 	p = write_tmp("log_level warn\nmqtt_max_inflight 0\n");
-	char bad[64];
+	char bad[64], want[128];
 	strcpy(bad, p);
 	char *argv3[] = {"wsbroker", "--check-config", "-c", bad, NULL};
-	cfg_defaults(&c);
-	assert_int_equal(cfg_parse_args(&c, 4, argv3, err, sizeof(err)), -1);
+	assert_int_equal(command_line(&c, 4, argv3, &errs), 2);
 	unlink(bad);
-	assert_non_null(strstr(err, ":2: mqtt_max_inflight: 0 is out of range"));
+	snprintf(want, sizeof(want), "wsbroker: %s:2: mqtt_max_inflight: 0 is out of range", bad);
+	if (strncmp(errs, want, strlen(want)) != 0)
+		fail_msg("got '%s', want prefix '%s'", errs, want);
+	free(errs);
 
 	char *argv4[] = {"wsbroker", "--print-man", "3", NULL};
-	cfg_defaults(&c);
-	assert_int_equal(cfg_parse_args(&c, 3, argv4, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "--print-man takes 5 or 8"));
+	assert_int_equal(command_line(&c, 3, argv4, &errs), 2);
+	assert_non_null(strstr(errs, "--print-man takes 5 or 8"));
+	free(errs);
 }
 
 static void test_man_pages_list_every_key(void **st)
