@@ -9,10 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef PACKAGE_VERSION
-#define PACKAGE_VERSION "0.1.0"
-#endif
-
 #define K(k, t, f, d, mn, mx, form, rl, doc) \
 	{k, t, offsetof(struct cfg, f), sizeof(((struct cfg *)0)->f), d, mn, mx, form, rl, doc}
 static const struct cfg_key keys[] = {
@@ -254,7 +250,7 @@ static int choice_index(const char *form, const char *value)
 
 /* A bound as a reader writes it: sizes in the largest unit that divides
  * them exactly (the suffixes the parser accepts), a double with its point. */
-static void format_number(const struct cfg_key *k, double v, char *buf, size_t len)
+void cfg_key_number_text(const struct cfg_key *k, double v, char *buf, size_t len)
 {
 	static const struct {
 		double mul;
@@ -287,8 +283,8 @@ void cfg_key_range_text(const struct cfg_key *k, char *buf, size_t len)
 	case CFG_T_SIZE:
 	case CFG_T_U32:
 	case CFG_T_DOUBLE:
-		format_number(k, k->min, lo, sizeof(lo));
-		format_number(k, k->max, hi, sizeof(hi));
+		cfg_key_number_text(k, k->min, lo, sizeof(lo));
+		cfg_key_number_text(k, k->max, hi, sizeof(hi));
 		snprintf(buf, len, "%s to %s", lo, hi);
 		return;
 	case CFG_T_STR:
@@ -433,12 +429,12 @@ void cfg_defaults(struct cfg *c)
 	}
 }
 
-static bool repeatable(const struct cfg_key *k)
+bool cfg_key_repeatable(const struct cfg_key *k)
 {
 	return k->type == CFG_T_LISTENER || k->type == CFG_T_PATH || k->type == CFG_T_ORIGIN;
 }
 
-static size_t item_count(const struct cfg_key *k, const struct cfg *c)
+size_t cfg_key_items(const struct cfg_key *k, const struct cfg *c)
 {
 	if (k->type == CFG_T_LISTENER)
 		return c->nlisteners;
@@ -460,12 +456,12 @@ static bool item_equal(const struct cfg_key *k, const struct cfg *a, const struc
 	return !strcmp(a->origins[i], b->origins[i]);
 }
 
-static bool key_equal(const struct cfg_key *k, const struct cfg *a, const struct cfg *b)
+bool cfg_key_equal(const struct cfg_key *k, const struct cfg *a, const struct cfg *b)
 {
 	const char *fa = (const char *)a + k->off, *fb = (const char *)b + k->off;
-	if (repeatable(k)) {
-		size_t n = item_count(k, a);
-		if (n != item_count(k, b))
+	if (cfg_key_repeatable(k)) {
+		size_t n = cfg_key_items(k, a);
+		if (n != cfg_key_items(k, b))
 			return false;
 		for (size_t i = 0; i < n; i++)
 			if (!item_equal(k, a, b, i))
@@ -484,10 +480,10 @@ size_t cfg_apply_reloadable(struct cfg *dst, const struct cfg *src, char *ignore
 		ignored[0] = 0;
 	for (size_t i = 0; i < NKEYS; i++) {
 		const struct cfg_key *k = &keys[i];
-		if (key_equal(k, dst, src))
+		if (cfg_key_equal(k, dst, src))
 			continue;
 		/* A repeatable key would need its count copied too; none reloads. */
-		if (k->reload && !repeatable(k)) {
+		if (k->reload && !cfg_key_repeatable(k)) {
 			memcpy((char *)dst + k->off, (const char *)src + k->off, k->len);
 			continue;
 		}
@@ -556,55 +552,6 @@ int cfg_load_file(struct cfg *c, const char *path, char *err, size_t errlen)
 	return rc;
 }
 
-/* Words of text on lines of at most 78 columns, each indented. */
-static void print_wrapped(FILE *out, const char *text, int indent)
-{
-	int col = 0;
-	while (*text) {
-		int n = (int)strcspn(text, " ");
-		if (col > indent && col + 1 + n > 78) {
-			fputc('\n', out);
-			col = 0;
-		}
-		if (col == 0)
-			col = fprintf(out, "%*s%.*s", indent, "", n, text);
-		else
-			col += fprintf(out, " %.*s", n, text);
-		text += n;
-		text += strspn(text, " ");
-	}
-	fputc('\n', out);
-}
-
-void cfg_print_usage(FILE *out)
-{
-	fputs("usage: wsbroker [-c FILE] [--listen [ADDR:]PORT[/KIND]]... [--db PATH]\n"
-	      "                [--log-level error|warn|info|debug] [--port-file PATH]\n"
-	      "                [--set KEY=VALUE]... [--version] [--help]\n"
-	      "\n"
-	      "  -c, --config FILE   read settings from FILE (key value lines, # comments)\n"
-	      "  --listen SPEC       the listener key; the first --listen replaces the\n"
-	      "                      listeners of the defaults and of the file\n"
-	      "  --db PATH           the db key\n"
-	      "  --log-level LEVEL   the log_level key\n"
-	      "  --port-file PATH    the port_file key\n"
-	      "  --set KEY=VALUE     any key below, e.g. --set ws_max_message=4M\n"
-	      "  --version           print the version and exit\n"
-	      "  --help              print this help and exit\n"
-	      "\n"
-	      "Keys, for a config file (KEY VALUE) or --set. Sizes take k, M or G (KiB,\n"
-	      "MiB, GiB). SIGHUP reloads the keys marked so; the rest need a restart.\n"
-	      "docs/configuration.md says more about each.\n", out);
-	for (size_t i = 0; i < NKEYS; i++) {
-		const struct cfg_key *k = &keys[i];
-		char range[160];
-		cfg_key_range_text(k, range, sizeof(range));
-		fprintf(out, "\n  %s%s\n", k->name, k->reload ? "  (SIGHUP reloads it)" : "");
-		fprintf(out, "      default: %s\n      range: %s\n", cfg_key_default_text(k), range);
-		print_wrapped(out, k->doc, 6);
-	}
-}
-
 /* Options that take a value: the long name, its config key (NULL: special). */
 static const struct {
 	const char *flag;
@@ -612,6 +559,7 @@ static const struct {
 } value_flags[] = {
 	{"-c", NULL}, {"--config", NULL}, {"--listen", "listener"}, {"--db", "db"},
 	{"--log-level", "log_level"}, {"--port-file", "port_file"}, {"--set", NULL},
+	{"--print-man", NULL},
 };
 
 static int flag_index(const char *arg, const char **inline_value)
@@ -646,9 +594,15 @@ int cfg_parse_args(struct cfg *c, int argc, char **argv, char *err, size_t errle
 			}
 			if (!strcmp(arg, "--version") || !strcmp(arg, "-V")) {
 				if (pass == 1) {
-					printf("wsbroker %s\n", PACKAGE_VERSION);
+					cfg_print_version(stdout);
 					return 1;
 				}
+				continue;
+			}
+			if (!strcmp(arg, "--print-config") || !strcmp(arg, "--check-config")) {
+				/* Remembered, not done here: the caller prints once every
+				 * override is applied, and --check-config checks more. */
+				c->action = arg[2] == 'p' ? CFG_ACTION_PRINT : CFG_ACTION_CHECK;
 				continue;
 			}
 			const char *value;
@@ -672,6 +626,16 @@ int cfg_parse_args(struct cfg *c, int argc, char **argv, char *err, size_t errle
 				}
 				continue;
 			}
+			if (!strcmp(value_flags[fi].flag, "--print-man")) {
+				/* Like --help: printed at once, whatever else is given. */
+				if (pass == 2)
+					continue;
+				int section = !strcmp(value, "5") ? 5 : !strcmp(value, "8") ? 8 : 0;
+				if (!section)
+					return errf(err, errlen, "command line: --print-man takes 5 or 8, not '%s'", value);
+				cfg_print_man(stdout, section);
+				return 1;
+			}
 			if (pass == 1)
 				continue;
 			if (!key) { /* --set KEY=VALUE */
@@ -693,4 +657,15 @@ int cfg_parse_args(struct cfg *c, int argc, char **argv, char *err, size_t errle
 		}
 	}
 	return 0;
+}
+
+int cfg_command_line(struct cfg *c, int argc, char **argv, FILE *errf)
+{
+	char err[600];
+	int rc = cfg_parse_args(c, argc, argv, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(errf, "wsbroker: %s\n", err);
+		return 2;
+	}
+	return rc == 1 ? 0 : CFG_GO;
 }

@@ -36,7 +36,12 @@ enum cfg_sync { CFG_SYNC_FULL = 0, CFG_SYNC_NORMAL, CFG_SYNC_OFF };
 /* The settings. What each key means, its default and its bound are in the
  * key table in config.c (and, from it, in --help and docs/configuration.md),
  * not in comments here. */
+/* What the command line asks for besides running: --print-config and
+ * --check-config print the effective settings and exit. */
+enum cfg_action { CFG_ACTION_RUN = 0, CFG_ACTION_PRINT, CFG_ACTION_CHECK };
+
 struct cfg {
+	int action;              /* enum cfg_action; not a key */
 	char config_file[512];
 	char db_path[512];
 	int sync;                /* enum cfg_sync */
@@ -136,17 +141,52 @@ int cfg_set(struct cfg *c, const char *key, const char *value, char *err, size_t
 int cfg_load_file(struct cfg *c, const char *path, char *err, size_t errlen);
 
 /* Parse argv: -c FILE, --listen SPEC, --db PATH, --log-level L, --port-file P,
- * --set KEY=VALUE, --version, --help. The file named by -c is read first and
- * the other options override it, whatever their order. Returns 0 to run,
- * 1 when --help/--version printed and the program should exit 0, -1 with a
- * message in err. */
+ * --set KEY=VALUE, --print-config, --check-config, --print-man 5|8,
+ * --version, --help. The file named by -c is read first and the other
+ * options override it, whatever their order. Returns 0 to go on (c->action
+ * says whether to run or print), 1 when --help/--version/--print-man printed
+ * and the program should exit 0, -1 with a message in err. */
 int cfg_parse_args(struct cfg *c, int argc, char **argv, char *err, size_t errlen);
+
+/* main's view of cfg_parse_args: CFG_GO to go on (c->action says to run
+ * or to print), else the process's exit status: 0 once --help, --version
+ * or --print-man printed, 2 once the error is on errf ("wsbroker: ..."). */
+#define CFG_GO (-1)
+int cfg_command_line(struct cfg *c, int argc, char **argv, FILE *errf);
 
 /* "[ADDR:]PORT[/KIND]" -> listener. 0 or -1. */
 int cfg_parse_listener(const char *spec, struct cfg_listener *out);
 const char *cfg_listener_kind_name(enum listener_kind k);
 
+/* What the documentation generators (config_doc.c) and the reload rules
+ * share: a repeatable key's items, equality by meaning, a number as the
+ * parser reads it back (sizes in KiB/MiB/GiB when exact). */
+bool cfg_key_repeatable(const struct cfg_key *k);
+size_t cfg_key_items(const struct cfg_key *k, const struct cfg *c);
+bool cfg_key_equal(const struct cfg_key *k, const struct cfg *a, const struct cfg *b);
+void cfg_key_number_text(const struct cfg_key *k, double v, char *buf, size_t len);
+
+/* ---- config_doc.c: everything written from the key table ---- */
+
 /* --help: the options, then every key with its default, range and sentence. */
 void cfg_print_usage(FILE *out);
+/* --version: the version and whether sd_notify is built in. */
+void cfg_print_version(FILE *out);
+/* One item of a key's value as config-file text ("127.0.0.1:8080/auto",
+ * "4MiB", "true"). Returns 0, or -1 when a config file line cannot carry it
+ * (empty, or with '#', a line break or spaces at either end). */
+int cfg_key_value_text(const struct cfg_key *k, const struct cfg *c, size_t item, char *buf,
+		       size_t len);
+/* --print-config / --check-config: c as a config file that reads back to
+ * the same settings. Every key gets its sentence as a comment; a key at its
+ * default is commented out, any other is active. Returns 0, or -1 with the
+ * key that no config file line can carry named in err. */
+int cfg_print_config(FILE *out, const struct cfg *c, char *err, size_t errlen);
+/* --print-config / --check-config once the settings are valid: the
+ * config file on out, all or nothing. Returns the exit status: 0, 2 with
+ * the reason on errf when a value cannot be written, 1 when out fails. */
+int cfg_print_settings(const struct cfg *c, FILE *out, FILE *errf);
+/* --print-man 8 (wsbroker(8)) or 5 (wsbroker.conf(5)), in roff. */
+void cfg_print_man(FILE *out, int section);
 
 #endif

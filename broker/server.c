@@ -4,6 +4,7 @@
 #include "config.h"
 #include "net/conn_module.h"
 #include "log.h"
+#include "notify.h"
 #include "protocol.h"
 #include "route/router.h"
 #include "store.h"
@@ -193,6 +194,7 @@ static void begin_stop(struct server *s, const char *signame)
 	if (s->stopping)
 		return;
 	s->stopping = true;
+	notify_stopping();
 	log_info(NULL, NULL, "%s: stopping (%zu connections)", signame, conn_count());
 	for (size_t i = 0; i < s->nlisteners; i++)
 		evconnlistener_disable(s->listeners[i].ev);
@@ -203,7 +205,7 @@ static void begin_stop(struct server *s, const char *signame)
 	conn_shutdown_all(all_gone, s);
 }
 
-static void reload(struct server *s)
+static void reload_config(struct server *s)
 {
 	struct cfg next;
 	char err[600];
@@ -225,6 +227,15 @@ static void reload(struct server *s)
 	log_set_level((enum log_level)s->cfg.log_level);
 	log_info(NULL, NULL, "SIGHUP: configuration reloaded (log level %s)",
 		 log_level_name((enum log_level)next.log_level));
+}
+
+/* systemd waits from RELOADING=1 until the next READY=1, whether or not the
+ * new configuration was taken: a refused one leaves the old one running. */
+static void reload(struct server *s)
+{
+	notify_reloading();
+	reload_config(s);
+	notify_ready();
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -270,18 +281,28 @@ int server_run(int argc, char **argv, void (*prepare)(struct cfg *c))
 	if (prepare)
 		prepare(&s->cfg);
 	char err[600];
-	int rc = cfg_parse_args(&s->cfg, argc, argv, err, sizeof(err));
-	if (rc != 0) {
-		if (rc < 0)
-			fprintf(stderr, "wsbroker: %s\n", err);
+	int rc = cfg_command_line(&s->cfg, argc, argv, stderr);
+	if (rc != CFG_GO) {
 		free(s);
-		return rc < 0 ? 2 : 0;
+		return rc;
 	}
 	log_set_level((enum log_level)s->cfg.log_level);
+	if (s->cfg.action == CFG_ACTION_PRINT) {
+		rc = cfg_print_settings(&s->cfg, stdout, stderr);
+		free(s);
+		return rc;
+	}
 	if (auth_configure(&s->cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "wsbroker: %s\n", err);
 		free(s);
 		return 2;
+	}
+	if (s->cfg.action == CFG_ACTION_CHECK) {
+		/* Valid as far as can be known without a socket or the database. */
+		auth_reset();
+		rc = cfg_print_settings(&s->cfg, stdout, stderr);
+		free(s);
+		return rc;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	/* The store's writer thread wakes the loop: libevent must be thread
@@ -335,6 +356,9 @@ int server_run(int argc, char **argv, void (*prepare)(struct cfg *c))
 	struct timeval second = {1, 0};
 	event_add(s->housekeeping, &second);
 	log_info(NULL, NULL, "wsbroker %s ready (pid %d)", PACKAGE_VERSION, (int)getpid());
+	/* Only now: the store is loaded, every listener bound and the port file
+	 * in place, so whoever waits for READY=1 can connect at once. */
+	notify_ready();
 	event_base_dispatch(s->base);
 	server_free(s);
 	log_info(NULL, NULL, "stopped");

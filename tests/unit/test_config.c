@@ -1,5 +1,6 @@
 /* Config: defaults, file parsing and its error messages, command-line
- * overrides, listener specs, the SIGHUP reload rules, --help, and
+ * overrides, listener specs, the SIGHUP reload rules, --help,
+ * --print-config / --check-config, the man pages, and
  * docs/configuration.md against the key table. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -271,6 +272,9 @@ static void test_help_lists_every_key(void **st)
 	cfg_print_usage(f);
 	fclose(f);
 	assert_non_null(strstr(text, "--listen"));
+	assert_non_null(strstr(text, "\n  --print-config      Print the effective settings"));
+	assert_non_null(strstr(text, "\n  --check-config      Check the settings"));
+	assert_non_null(strstr(text, "\n  --print-man 5|8     Print the man page"));
 	for (size_t i = 0; i < cfg_key_count(); i++) {
 		const struct cfg_key *k = cfg_key_at(i);
 		char want[400], range[160];
@@ -281,6 +285,241 @@ static void test_help_lists_every_key(void **st)
 			fail_msg("--help lacks %s as:%s", k->name, want);
 	}
 	free(text);
+}
+
+/* ---- --print-config, --check-config, --print-man ---- */
+
+static char *capture(void (*fn)(FILE *, void *), void *arg)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	assert_non_null(f);
+	fn(f, arg);
+	fclose(f);
+	return text;
+}
+
+static int print_rc;
+static char print_err[512];
+static void print_config_fn(FILE *f, void *arg)
+{
+	print_rc = cfg_print_config(f, arg, print_err, sizeof(print_err));
+}
+
+static void man_fn(FILE *f, void *arg)
+{
+	cfg_print_man(f, *(int *)arg);
+}
+
+static bool has_line(const char *text, const char *line)
+{
+	size_t n = strlen(line);
+	for (const char *p = text; (p = strstr(p, line)) != NULL; p++)
+		if ((p == text || p[-1] == '\n') && (p[n] == '\n' || p[n] == 0))
+			return true;
+	return false;
+}
+
+/* Every key of b equals a's, by meaning; names the first that does not. */
+static void assert_same_settings(const struct cfg *a, const struct cfg *b)
+{
+	for (size_t i = 0; i < cfg_key_count(); i++)
+		if (!cfg_key_equal(cfg_key_at(i), a, b))
+			fail_msg("%s differs after the round trip", cfg_key_at(i)->name);
+}
+
+static void test_print_config_reads_back(void **st)
+{
+	struct cfg c, back;
+	char err[256];
+	cfg_defaults(&c);
+	const char *set[][2] = {
+		{"listener", "0.0.0.0:8080/ws"}, {"listener", "[::1]:1883/mqtt"},
+		{"listener", "127.0.0.1:0/auto"}, {"path", "/live stomp"}, {"path", "/mqtt stomp"},
+		{"origin", "https://a.example"}, {"origin", "http://b.example:8080"},
+		{"db", "/var/lib/wsbroker/wsbroker.db"}, {"sync", "normal"}, {"log_level", "debug"},
+		{"ws_max_message", "3M"}, {"out_hard_limit", "4GiB"}, {"http_max_header", "1000"},
+		{"stomp_heartbeat_grace", "1.23456789"}, {"allow_anonymous", "off"},
+		{"mqtt_session_expiry", "4294967295"}, {"port_file", "/run/wsb.ports"},
+	};
+	for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++)
+		assert_int_equal(cfg_set(&c, set[i][0], set[i][1], err, sizeof(err)), 0);
+
+	char *text = capture(print_config_fn, &c);
+	assert_int_equal(print_rc, 0);
+	/* changed keys are active, one line per item; defaults commented out */
+	const char *active[] = {"listener 0.0.0.0:8080/ws", "listener [::1]:1883/mqtt",
+				"listener 127.0.0.1:0/auto", "path /mqtt stomp", "path /stomp stomp",
+				"path /live stomp", "origin https://a.example", "sync normal",
+				"log_level debug", "ws_max_message 3MiB", "out_hard_limit 4GiB",
+				"http_max_header 1000", "stomp_heartbeat_grace 1.23456789",
+				"allow_anonymous false", "mqtt_session_expiry 4294967295"};
+	for (size_t i = 0; i < sizeof(active) / sizeof(active[0]); i++)
+		if (!has_line(text, active[i]))
+			fail_msg("no active line '%s' in:\n%s", active[i], text);
+	assert_true(has_line(text, "# mqtt_max_inflight 20"));
+	assert_true(has_line(text, "# http_max_header 8KiB") == false);
+	assert_true(has_line(text, "# users_file PATH"));
+	/* each key's sentence is there as a comment */
+	for (size_t i = 0; i < cfg_key_count(); i++) {
+		char want[64];
+		snprintf(want, sizeof(want), "# %.40s", cfg_key_at(i)->doc);
+		if (!strstr(text, want))
+			fail_msg("no comment opening with '%s'", want);
+	}
+
+	cfg_defaults(&back);
+	const char *p = write_tmp(text);
+	assert_int_equal(cfg_load_file(&back, p, err, sizeof(err)), 0);
+	unlink(p);
+	assert_same_settings(&c, &back);
+	free(text);
+}
+
+static void test_print_config_of_defaults_sets_nothing(void **st)
+{
+	struct cfg c, back;
+	char err[256];
+	cfg_defaults(&c);
+	char *text = capture(print_config_fn, &c);
+	assert_int_equal(print_rc, 0);
+	for (const char *line = text; *line; line += strcspn(line, "\n") + 1) {
+		if (*line != '#' && *line != '\n')
+			fail_msg("active line in the defaults: %.*s", (int)strcspn(line, "\n"), line);
+		if (!line[strcspn(line, "\n")])
+			break;
+	}
+	/* ...and still names every key, commented, with its default value */
+	assert_true(has_line(text, "# listener 127.0.0.1:8080/auto"));
+	assert_true(has_line(text, "# listener 127.0.0.1:61613/stomp"));
+	assert_true(has_line(text, "# ws_max_message 1MiB"));
+	assert_true(has_line(text, "# stomp_heartbeat_grace 2.0"));
+	for (size_t i = 0; i < cfg_key_count(); i++) {
+		char want[80];
+		snprintf(want, sizeof(want), "\n# %s ", cfg_key_at(i)->name);
+		if (!strstr(text, want))
+			fail_msg("no line for %s", cfg_key_at(i)->name);
+	}
+	cfg_defaults(&back);
+	const char *p = write_tmp(text);
+	assert_int_equal(cfg_load_file(&back, p, err, sizeof(err)), 0);
+	unlink(p);
+	assert_same_settings(&c, &back);
+	free(text);
+}
+
+/* A value no config line can carry is refused, not printed wrong: exit
+ * status 2 and nothing on stdout. */
+static void test_print_config_refuses_unwritable_value(void **st)
+{
+	struct cfg c;
+	char err[256];
+	cfg_defaults(&c);
+	assert_int_equal(cfg_set(&c, "db", "", err, sizeof(err)), 0);
+	char *text = capture(print_config_fn, &c);
+	assert_int_equal(print_rc, -1);
+	assert_non_null(strstr(print_err, "db:"));
+	free(text);
+
+	char *out = NULL, *errs = NULL;
+	size_t outlen = 0, errlen = 0;
+	FILE *fo = open_memstream(&out, &outlen), *fe = open_memstream(&errs, &errlen);
+	assert_int_equal(cfg_print_settings(&c, fo, fe), 2);
+	fclose(fo);
+	fclose(fe);
+	assert_int_equal(outlen, 0);
+	assert_non_null(strstr(errs, "wsbroker: db: the value '' cannot be written"));
+	free(out);
+	free(errs);
+
+	cfg_defaults(&c);
+	assert_int_equal(cfg_set(&c, "origin", "https://x.example/#frag", err, sizeof(err)), 0);
+	text = capture(print_config_fn, &c);
+	assert_int_equal(print_rc, -1);
+	assert_non_null(strstr(print_err, "origin:"));
+	free(text);
+}
+
+/* cfg_command_line as main sees it: what it says on errf and the exit status. */
+static int command_line(struct cfg *c, int argc, char **argv, char **errs)
+{
+	size_t len = 0;
+	FILE *fe = open_memstream(errs, &len);
+	assert_non_null(fe);
+	cfg_defaults(c);
+	int rc = cfg_command_line(c, argc, argv, fe);
+	fclose(fe);
+	return rc;
+}
+
+static void test_check_config_options(void **st)
+{
+	struct cfg c;
+	char *errs = NULL;
+	const char *p = write_tmp("log_level warn\nws_max_message 2M\n");
+	char good[64];
+	strcpy(good, p);
+	char *argv[] = {"wsbroker", "--check-config", "-c", good, "--set", "sync=off", NULL};
+	assert_int_equal(command_line(&c, 6, argv, &errs), CFG_GO);
+	assert_string_equal(errs, "");
+	free(errs);
+	assert_int_equal(c.action, CFG_ACTION_CHECK);
+	assert_int_equal(c.sync, CFG_SYNC_OFF);
+	assert_int_equal(c.ws_max_message, 2 * 1048576);
+	unlink(good);
+
+	char *argv2[] = {"wsbroker", "--print-config", NULL};
+	assert_int_equal(command_line(&c, 2, argv2, &errs), CFG_GO);
+	free(errs);
+	assert_int_equal(c.action, CFG_ACTION_PRINT);
+
+	/* a bad file: exit status 2, the file, line and key on stderr */
+	p = write_tmp("log_level warn\nmqtt_max_inflight 0\n");
+	char bad[64], want[128];
+	strcpy(bad, p);
+	char *argv3[] = {"wsbroker", "--check-config", "-c", bad, NULL};
+	assert_int_equal(command_line(&c, 4, argv3, &errs), 2);
+	unlink(bad);
+	snprintf(want, sizeof(want), "wsbroker: %s:2: mqtt_max_inflight: 0 is out of range", bad);
+	if (strncmp(errs, want, strlen(want)) != 0)
+		fail_msg("got '%s', want prefix '%s'", errs, want);
+	free(errs);
+
+	char *argv4[] = {"wsbroker", "--print-man", "3", NULL};
+	assert_int_equal(command_line(&c, 3, argv4, &errs), 2);
+	assert_non_null(strstr(errs, "--print-man takes 5 or 8"));
+	free(errs);
+}
+
+static void test_man_pages_list_every_key(void **st)
+{
+	int sections[] = {5, 8};
+	for (size_t s = 0; s < 2; s++) {
+		char *text = capture(man_fn, &sections[s]);
+		char th[32];
+		snprintf(th, sizeof(th), "\n.TH %s %d ", sections[s] == 5 ? "WSBROKER.CONF" : "WSBROKER",
+			 sections[s]);
+		assert_non_null(strstr(text, th));
+		for (size_t i = 0; i < cfg_key_count(); i++) {
+			const struct cfg_key *k = cfg_key_at(i);
+			char want[400], range[160];
+			/* defaults and ranges hold no '-' or '\' that roff would change */
+			cfg_key_range_text(k, range, sizeof(range));
+			snprintf(want, sizeof(want), ".B %s\n%s\n.br\nDefault: %s\n.br\nRange: %s\n.br\n%s\n",
+				 k->name, k->doc, cfg_key_default_text(k), range,
+				 k->reload ? "SIGHUP reloads it." : "A change needs a restart.");
+			if (!strstr(text, want))
+				fail_msg("man page %d lacks %s as:\n%s", sections[s], k->name, want);
+		}
+		if (sections[s] == 8) /* the options too, roff's \- for each dash */
+			for (const char *o = "\\fB\\-\\-check\\-config\\fR\0\\fB\\-\\-print\\-config\\fR\0"
+					     "\\fB\\-\\-listen\\fR \\fISPEC\\fR\0";
+			     *o; o += strlen(o) + 1)
+				if (!strstr(text, o))
+					fail_msg("wsbroker(8) lacks %s", o);
+		free(text);
+	}
 }
 
 /* ---- docs/configuration.md against the table ----
@@ -461,6 +700,11 @@ int main(void)
 		cmocka_unit_test(test_range_errors_name_key_and_range),
 		cmocka_unit_test(test_reload_takes_only_reloadable_keys),
 		cmocka_unit_test(test_help_lists_every_key),
+		cmocka_unit_test(test_print_config_reads_back),
+		cmocka_unit_test(test_print_config_of_defaults_sets_nothing),
+		cmocka_unit_test(test_print_config_refuses_unwritable_value),
+		cmocka_unit_test(test_check_config_options),
+		cmocka_unit_test(test_man_pages_list_every_key),
 		cmocka_unit_test(test_doc_matches_table),
 		cmocka_unit_test(test_doc_check_catches_drift),
 	};
