@@ -6,11 +6,13 @@ checkout), `dpkg-buildpackage -us -uc -b` builds the .deb there with
 DEB_BUILD_OPTIONS="nocheck parallel=2" (make check already runs in its own
 CI step), and the tests then look at what came out:
 
-- lintian on the .changes and the .deb: any E: line fails, warnings are
-  printed;
+- lintian on the .changes and the .deb: any E: line fails, W: lines show
+  in pytest's warnings summary;
 - `dpkg --root` unpacks the .deb into a scratch root with its own dpkg
-  database, where the files, their modes, the conffile and the unit are
-  checked, and the packaged binary validates the packaged sample config;
+  database (what dpkg records: status, owned files, the conffile), and
+  `dpkg-deb -x` gives the layout an install leaves, where the files, their
+  owners and modes, the man pages and the unit are checked and the packaged
+  binary validates the packaged sample config;
 - the package's real postinst runs in a private mount namespace whose /etc
   is a throwaway copy of the host's, so the real adduser creates the
   wsbroker system user there and never in the host's /etc/passwd.
