@@ -303,6 +303,31 @@ def test_installed_man_pages_render_without_warnings(installed):
         assert option in eight.replace("\u2010", "-"), "wsbroker(8) lacks " + option
 
 
+def test_reinstall_keeps_an_edited_config_and_uninstall_leaves_it(tmp_path):
+    """make install over an edited config keeps the edits; make uninstall
+    removes the sample only while it is unedited."""
+    d = make_vars("sysconfdir")
+    dest = tmp_path / "destdir"
+    conf = under(dest, d["sysconfdir"] + "/wsbroker/wsbroker.conf")
+    out = run(["make", "-C", BUILD, "install", "DESTDIR=%s" % dest], timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    edited = conf.read_text() + "log_level debug\n"
+    conf.write_text(edited)
+    out = run(["make", "-C", BUILD, "install", "DESTDIR=%s" % dest], timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "keeping" in out.stdout
+    assert conf.read_text() == edited
+    out = run(["make", "-C", BUILD, "uninstall", "DESTDIR=%s" % dest], timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert conf.read_text() == edited, "uninstall removed an edited config"
+    conf.unlink()
+    out = run(["make", "-C", BUILD, "install", "DESTDIR=%s" % dest], timeout=600)
+    assert out.returncode == 0 and conf.exists()
+    out = run(["make", "-C", BUILD, "uninstall", "DESTDIR=%s" % dest], timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert not conf.exists(), "uninstall left the unedited sample behind"
+
+
 def test_installed_sample_config_is_valid_and_points_at_state_dir(installed):
     dest, d = installed
     conf = under(dest, d["sysconfdir"] + "/wsbroker/wsbroker.conf")
