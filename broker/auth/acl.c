@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define ACL_MAX_FILE (16u << 20)
 #define ACL_MAX_NAME 1024   /* a substituted pattern longer than this applies to nothing */
@@ -342,6 +343,7 @@ fail:
 struct acl *acl_load(const char *path, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "rb");
+	struct stat sb;
 	char *buf = NULL;
 	size_t n = 0;
 	struct acl *a = NULL;
@@ -350,17 +352,26 @@ struct acl *acl_load(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
-	if (!(buf = malloc(ACL_MAX_FILE + 1))) {
+	if (fstat(fileno(f), &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		goto out;
+	}
+	if (sb.st_size > (off_t)ACL_MAX_FILE) {
+		snprintf(err, errlen, "%s: larger than %u bytes", path, ACL_MAX_FILE);
+		goto out;
+	}
+	/* One byte more than it claims: a file that grew meanwhile is cut
+	 * there, and an empty one still gets a buffer. */
+	if (!(buf = malloc((size_t)sb.st_size + 1))) {
 		snprintf(err, errlen, "%s: out of memory", path);
 		goto out;
 	}
-	n = fread(buf, 1, ACL_MAX_FILE + 1, f);
+	n = fread(buf, 1, (size_t)sb.st_size + 1, f);
 	if (ferror(f))
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-	else if (n > ACL_MAX_FILE)
-		snprintf(err, errlen, "%s: larger than %u bytes", path, ACL_MAX_FILE);
 	else
-		a = acl_parse(buf, n, path, NULL, err, errlen);
+		a = acl_parse(buf, n > (size_t)sb.st_size ? (size_t)sb.st_size : n, path, NULL, err,
+			      errlen);
 out:
 	free(buf);
 	fclose(f);

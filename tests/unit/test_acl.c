@@ -104,6 +104,8 @@ static void test_load(void **st)
 	unlink(path);
 	assert_null(acl_load(path, err, sizeof(err)));
 	assert_non_null(strstr(err, "No such file"));
+	assert_null(acl_load("/tmp", err, sizeof(err)));
+	assert_string_equal(err, "/tmp: not a regular file");
 }
 
 static void test_syntax_accepted(void **st)
