@@ -53,6 +53,8 @@ static const struct cfg_key keys[] = {
 	  "Whether clients without a login (STOMP login, MQTT username) may connect."),
 	K("users_file", CFG_T_STR, users_file, "", 0, 0, "PATH", true,
 	  "A file of user password lines; when set, a client that gives a login must match an entry."),
+	K("acl_file", CFG_T_STR, acl_file, "", 0, 0, "PATH", true,
+	  "A Mosquitto-style access control list (topic, pattern and queue rules per user); when unset every client may read and write everything."),
 	K("stomp_max_headers", CFG_T_SIZE, stomp_max_headers, "64", 1, 100000, NULL, false,
 	  "Headers per STOMP frame."),
 	K("stomp_max_header_size", CFG_T_SIZE, stomp_max_header_size, "8KiB", 64, 1048576, NULL, false,

@@ -71,6 +71,7 @@ struct cfg {
 	/* auth */
 	bool allow_anonymous;
 	char users_file[512];
+	char acl_file[512];
 
 	/* STOMP */
 	size_t stomp_max_headers;

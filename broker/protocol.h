@@ -13,12 +13,16 @@ struct conn;
 struct router;
 struct cfg;
 struct store;
+struct acl_holder;
 
 /* What a session is handed when it opens. */
 struct proto_env {
 	struct router *router;
 	const struct cfg *cfg;
 	struct store *store;         /* never NULL in the broker; ":memory:" at worst */
+	/* The server's ACL (auth/acl.h): never NULL; its acl is NULL without an
+	 * acl_file, and SIGHUP swaps it, so sessions read it through here. */
+	const struct acl_holder *acl;
 	void *state;                 /* the protocol's broker-wide state: what its
 	                              * init returned (NULL without an init) */
 };

@@ -1,4 +1,5 @@
 #include "server.h"
+#include "auth/acl.h"
 #include "auth/auth.h"
 #include "clock.h"
 #include "config.h"
@@ -35,6 +36,7 @@ struct server {
 	struct router *router;
 	struct store *store;
 	struct proto_env env;
+	struct acl_holder acl;       /* env.acl points here */
 	struct event *sig_int, *sig_term, *sig_hup, *stop_timer, *housekeeping;
 	int argc;
 	char **argv;
@@ -205,6 +207,26 @@ static void begin_stop(struct server *s, const char *signame)
 	conn_shutdown_all(all_gone, s);
 }
 
+/* The acl_file named in c, or NULL with *ok true when none is set. */
+static struct acl *load_acl(const struct cfg *c, bool *ok, char *err, size_t errlen)
+{
+	struct acl *a = NULL;
+
+	*ok = true;
+	if (c->acl_file[0] && !(a = acl_load(c->acl_file, err, errlen)))
+		*ok = false;
+	return a;
+}
+
+/* Sessions see the new rules at their next check; what a subscription
+ * cached is dropped because the generation changed. */
+static void install_acl(struct server *s, struct acl *a)
+{
+	acl_free(s->acl.acl);
+	s->acl.acl = a;
+	s->acl.generation++;
+}
+
 static void reload_config(struct server *s)
 {
 	struct cfg next;
@@ -220,6 +242,18 @@ static void reload_config(struct server *s)
 		log_error(NULL, NULL, "SIGHUP: users not reloaded: %s", err);
 		return;
 	}
+	bool acl_ok;
+	struct acl *acl = load_acl(&next, &acl_ok, err, sizeof(err));
+
+	if (!acl_ok) {
+		log_error(NULL, NULL, "SIGHUP: configuration not reloaded, the ACLs in force stay: %s",
+			  err);
+		return;
+	}
+	install_acl(s, acl);
+	if (acl)
+		log_info(NULL, NULL, "SIGHUP: %zu ACL rules from %s", acl_rule_count(acl),
+			 next.acl_file);
 	/* Only the keys whose row says reload are taken; listeners stay. */
 	char ignored[400];
 	if (cfg_apply_reloadable(&s->cfg, &next, ignored, sizeof(ignored)) > 0)
@@ -264,6 +298,7 @@ static void server_free(struct server *s)
 		if (evs[i])
 			event_free(evs[i]);
 	auth_reset();
+	acl_free(s->acl.acl);
 	if (s->base)
 		event_base_free(s->base);
 	free(s);
@@ -297,9 +332,19 @@ int server_run(int argc, char **argv, void (*prepare)(struct cfg *c))
 		free(s);
 		return 2;
 	}
+	bool acl_ok;
+	s->acl.acl = load_acl(&s->cfg, &acl_ok, err, sizeof(err));
+	s->acl.generation = 1;
+	if (!acl_ok) {
+		fprintf(stderr, "wsbroker: acl_file: %s\n", err);
+		auth_reset();
+		free(s);
+		return 2;
+	}
 	if (s->cfg.action == CFG_ACTION_CHECK) {
 		/* Valid as far as can be known without a socket or the database. */
 		auth_reset();
+		acl_free(s->acl.acl);
 		rc = cfg_print_settings(&s->cfg, stdout, stderr);
 		free(s);
 		return rc;
@@ -309,6 +354,7 @@ int server_run(int argc, char **argv, void (*prepare)(struct cfg *c))
 	 * aware before the base exists. */
 	if (evthread_use_pthreads() < 0) {
 		fprintf(stderr, "wsbroker: libevent has no pthreads support\n");
+		acl_free(s->acl.acl);
 		free(s);
 		return 1;
 	}
@@ -322,6 +368,10 @@ int server_run(int argc, char **argv, void (*prepare)(struct cfg *c))
 	}
 	s->env.router = s->router;
 	s->env.cfg = &s->cfg;
+	s->env.acl = &s->acl;
+	if (s->acl.acl)
+		log_info(NULL, NULL, "%zu ACL rules from %s", acl_rule_count(s->acl.acl),
+			 s->cfg.acl_file);
 	if (open_store(s) < 0) {
 		server_free(s);
 		return 1;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "auth/acl.h"
 #include "auth/auth.h"
 #include "clock.h"
 #include "config.h"
@@ -32,6 +33,7 @@ struct mqtt_conn {
 	bool disconnected;           /* DISCONNECT received: no will */
 	uint64_t keepalive_ms;       /* 1.5 x the client's keepalive, 0 = none */
 	uint64_t last_rx_ms;
+	char *login;                 /* the CONNECT's username; NULL: anonymous */
 	struct message *will;
 	uint8_t will_qos;
 	bool will_retain;
@@ -155,9 +157,21 @@ static void retain(struct mqtt_conn *mc, struct message *m)
 }
 
 /* A client PUBLISH or a will, into the router. $SYS belongs to the broker:
- * clients may not write there (acknowledged, not routed). */
+ * clients may not write there (acknowledged, not routed). A topic the ACL
+ * does not let this client write is dropped as 3.1.1 allows (section 3.3.5),
+ * and still acknowledged so that the client does not send it forever. */
 static void route(struct mqtt_conn *mc, struct message *m)
 {
+	const struct acl *acl = mc->b->acl->acl;
+
+	if (acl && !acl_check(acl, mc->login, conn_client_id(mc->c), ACL_TOPIC, m->topic,
+			      m->topic_len, ACL_WRITE)) {
+		mc->b->acl_denied++;
+		log_info(conn_peer(mc->c), conn_client_id(mc->c),
+			 "mqtt: publish to '%.*s' dropped: the ACL does not allow it",
+			 (int)(m->topic_len > 200 ? 200 : m->topic_len), m->topic);
+		return;
+	}
 	if (is_sys_topic(m)) {
 		log_debug(conn_peer(mc->c), conn_client_id(mc->c),
 			  "mqtt: publish to '%s' ignored", m->topic);
@@ -212,8 +226,13 @@ static int check_login(struct mqtt_conn *mc, const struct mqtt_connect *c)
 		return -1;
 	r = auth_check(user, c->has_password ? (const char *)c->password.p : NULL,
 		       c->has_password ? c->password.len : 0, conn_peer(mc->c));
-	free(user);
-	return r == AUTH_OK ? 0 : -1;
+	if (r != AUTH_OK) {
+		free(user);
+		return -1;
+	}
+	free(mc->login);
+	mc->login = user;   /* what the ACL is checked with */
+	return 0;
 }
 
 static int make_will(struct mqtt_conn *mc, const struct mqtt_connect *c)
@@ -301,6 +320,8 @@ static int handle_connect(struct mqtt_conn *mc, const struct mqtt_packet *pk)
 	if (!mc->sess)
 		return refuse(mc, MQTT_CONNACK_UNAVAILABLE, "out of memory");
 	mc->sess->level = out_level(mc);
+	if (mqtt_sess_set_login(mc->sess, mc->login) < 0)
+		return refuse(mc, MQTT_CONNACK_UNAVAILABLE, "out of memory");
 	if (!present)
 		mqtt_persist_session(mc->sess);
 	send_connack(mc, present, MQTT_CONNACK_ACCEPTED);
@@ -345,6 +366,25 @@ static int handle_publish(struct mqtt_conn *mc, const struct mqtt_packet *pk)
 	return reply(mc, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->id, before);
 }
 
+/* SUBSCRIBE is allowed when the filter can match some topic the client may
+ * read (docs/security.md); each message is judged again on delivery. */
+static bool acl_may_subscribe(struct mqtt_conn *mc, struct mqtt_str f)
+{
+	const struct acl *acl = mc->b->acl->acl;
+	size_t fl;
+	const char *fp;
+
+	if (!acl)
+		return true;
+	fp = mqtt_sub_acl_filter((const char *)f.p, f.len, &fl);
+	if (acl_check_sub(acl, mc->login, conn_client_id(mc->c), fp, fl) != ACL_SUB_DENIED)
+		return true;
+	log_info(conn_peer(mc->c), conn_client_id(mc->c),
+		 "mqtt: subscription to '%.*s' refused: the ACL allows reading none of it",
+		 (int)(f.len > 200 ? 200 : f.len), (const char *)f.p);
+	return false;
+}
+
 static int handle_subscribe(struct mqtt_conn *mc, const struct mqtt_packet *pk)
 {
 	size_t n = pk->u.topics.count, i = 0, len;
@@ -357,6 +397,11 @@ static int handle_subscribe(struct mqtt_conn *mc, const struct mqtt_packet *pk)
 		return fail(mc, CONN_CLOSE_NORMAL, "out of memory");
 	mqtt_topics_begin(pk, &it);
 	while (mqtt_topics_next(&it, &f, &qos)) {
+		if (!acl_may_subscribe(mc, f)) {
+			codes[i++] = MQTT_SUBACK_FAILURE;
+			failed = true;
+			continue;
+		}
 		codes[i] = mqtt_sess_subscribe(mc->sess, f.p, f.len, qos);
 		if (codes[i] == MQTT_SUBACK_FAILURE) {
 			failed = true;
@@ -627,6 +672,7 @@ static void mqtt_close(void *sp, enum proto_close_reason why)
 		message_unref(mc->will);
 	log_debug(conn_peer(mc->c), conn_client_id(mc->c), "mqtt: closed (%d)", (int)why);
 	free(mc->buf);
+	free(mc->login);
 	free(mc);
 }
 

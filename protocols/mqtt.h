@@ -14,6 +14,7 @@ extern const struct protocol mqtt_protocol;
 
 struct mqtt_stats {
 	uint64_t dropped;        /* deliveries dropped: slow reader, full queue, QoS 0 while away */
+	uint64_t acl_denied;     /* PUBLISHes (and wills) dropped because the ACL refused them */
 	size_t sessions;         /* in the table: connected and away */
 	size_t away;             /* persistent sessions without a connection */
 	size_t queued;           /* messages waiting in queues */

@@ -23,6 +23,7 @@ struct mqtt_broker *mqtt_broker_new(const struct proto_env *env)
 	b->router = env->router;
 	b->cfg = env->cfg;
 	b->store = env->store;
+	b->acl = env->acl ? env->acl : &b->no_acl;
 	return b;
 }
 
@@ -166,6 +167,7 @@ static void sess_destroy(struct mqtt_sess *s)
 	free(s->subs);
 	free(s->qos2_in);
 	free(s->client_id);
+	free(s->login);
 	free(s);
 }
 
@@ -208,6 +210,7 @@ void mqtt_get_stats(const struct proto_env *env, struct mqtt_stats *out)
 
 	memset(out, 0, sizeof(*out));
 	out->dropped = b->dropped;
+	out->acl_denied = b->acl_denied;
 	out->sessions = b->table_count;
 	for (i = 0; i < b->table_cap; i++)
 		for (struct mqtt_sess *s = b->table[i]; s; s = s->hnext) {
@@ -263,11 +266,78 @@ static uint8_t max_granted(struct router_sub *const *subs, size_t n)
 /* Router callback: one call per message with every matching subscription
  * of this session; MQTT-3.3.5-1 lets us deliver once at the highest QoS.
  * A live delivery carries RETAIN 0 (MQTT-3.3.1-9). */
+const char *mqtt_sub_acl_filter(const char *filter, size_t len, size_t *out_len)
+{
+	static const char share[] = "$share/";
+	const size_t sl = sizeof(share) - 1;
+	const char *slash;
+
+	*out_len = len;
+	if (len <= sl || memcmp(filter, share, sl) != 0 ||
+	    !(slash = memchr(filter + sl, '/', len - sl)))
+		return filter;
+	*out_len = len - (size_t)(slash + 1 - filter);
+	return slash + 1;
+}
+
+int mqtt_sess_set_login(struct mqtt_sess *s, const char *login)
+{
+	char *l = login ? strdup(login) : NULL;
+
+	if (login && !l)
+		return -1;
+	free(s->login);
+	s->login = l;
+	s->login_known = true;
+	for (size_t i = 0; i < s->nsubs; i++)
+		s->subs[i]->acl_gen = 0;
+	return 0;
+}
+
+/* Whether the ACL lets every message of sub through unchecked. */
+static bool sub_reads_all(struct mqtt_sess *s, struct mqtt_sub *sub)
+{
+	const struct acl_holder *h = s->b->acl;
+
+	if (sub->acl_gen != h->generation) {
+		size_t fl;
+		const char *f = mqtt_sub_acl_filter(sub->filter, sub->len, &fl);
+
+		sub->acl_sub = (uint8_t)acl_check_sub(h->acl, s->login, s->client_id, f, fl);
+		sub->acl_gen = h->generation;
+	}
+	return sub->acl_sub == ACL_SUB_ALL;
+}
+
+/* May this session read m, which reached it through subs? With no
+ * acl_file this is one pointer test. A restored session whose client has
+ * not come back yet has no known login: it gets nothing the ACL would
+ * have to judge. */
+static bool may_read(struct mqtt_sess *s, const struct message *m, struct mqtt_sub *const *subs,
+		     struct router_sub *const *rsubs, size_t n)
+{
+	const struct acl_holder *h = s->b->acl;
+
+	if (!h->acl)
+		return true;
+	if (!s->login_known)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (sub_reads_all(s, subs ? subs[i] : router_sub_user(rsubs[i])))
+			return true;
+	return acl_check(h->acl, s->login, s->client_id, ACL_TOPIC, m->topic, m->topic_len,
+			 ACL_READ);
+}
+
 static void sess_deliver(void *owner, struct message *m, struct router_sub *const *subs,
 			 size_t n)
 {
 	struct mqtt_sess *s = owner;
-	uint8_t granted = max_granted(subs, n);
+	uint8_t granted;
+
+	if (!may_read(s, m, NULL, subs, n))
+		return;
+	granted = max_granted(subs, n);
 
 	mqtt_outq_offer(s, m, m->qos < granted ? m->qos : granted, false);
 }
@@ -355,6 +425,7 @@ uint8_t mqtt_sess_subscribe(struct mqtt_sess *s, const uint8_t *filter, size_t l
 
 struct retained_ctx {
 	struct mqtt_sess *s;
+	struct mqtt_sub *sub;
 	uint8_t granted;
 };
 
@@ -362,13 +433,15 @@ static void retained_one(void *arg, struct message *m)
 {
 	struct retained_ctx *x = arg;
 
+	if (!may_read(x->s, m, &x->sub, NULL, 1))
+		return;
 	mqtt_outq_offer(x->s, m, m->qos < x->granted ? m->qos : x->granted, true);
 }
 
 void mqtt_sess_send_retained(struct mqtt_sess *s, const uint8_t *filter, size_t len)
 {
 	struct mqtt_sub *sub = find_sub(s, filter, len, NULL);
-	struct retained_ctx x = {s, 0};
+	struct retained_ctx x = {s, sub, 0};
 
 	/* Shared subscriptions get no retained messages (as in MQTT 5). */
 	if (!sub || sub->shared)

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "mqtt_outq.h"
+#include "auth/acl.h"
 
 struct conn;
 struct router;
@@ -39,6 +40,10 @@ struct mqtt_broker {
 	/* Absent persistent sessions that expire, oldest deadline first. */
 	struct mqtt_sess *away_head, *away_tail;
 	uint64_t dropped;            /* every session's drops, for stats */
+	uint64_t acl_denied;         /* PUBLISHes dropped because the ACL refused them */
+	/* The server's ACL (env->acl), or `no_acl` when env had none. */
+	const struct acl_holder *acl;
+	struct acl_holder no_acl;
 	uint64_t generated_ids;      /* client ids of our own making so far */
 	struct mqtt_scratch scratch;
 };
@@ -53,10 +58,16 @@ struct mqtt_sub {
 	uint8_t qos;                 /* granted; read at every delivery */
 	bool shared;
 	struct router_sub *rsub;
+	/* What the ACL of generation acl_gen says of this filter (enum
+	 * acl_sub): ACL_SUB_ALL lets every message through unchecked. */
+	uint64_t acl_gen;
+	uint8_t acl_sub;
 };
 
 struct mqtt_sess {
 	char *client_id;
+	char *login;                 /* of the last CONNECT; NULL: anonymous */
+	bool login_known;            /* false for a restored session not yet reattached */
 	bool clean;
 	bool persist;                /* kept in the store: not clean, store open */
 	struct mqtt_broker *b;
@@ -98,7 +109,13 @@ void mqtt_sess_expire(struct mqtt_broker *b);
 /* Sessions held now, connected or absent. */
 size_t mqtt_sess_count(const struct mqtt_broker *b);
 
+/* The login of the client that (re)attached: the ACL is checked with it.
+ * Returns 0, or -1 on OOM. */
+int mqtt_sess_set_login(struct mqtt_sess *s, const char *login);
+
 /* ---- subscriptions ---- */
+/* The filter a subscription's ACL check sees: "$share/g/f" -> "f". */
+const char *mqtt_sub_acl_filter(const char *filter, size_t len, size_t *out_len);
 /* Returns the granted QoS, or MQTT_SUBACK_FAILURE (bad filter, too many). An
  * identical filter replaces the existing subscription (MQTT-3.8.4-3). */
 uint8_t mqtt_sess_subscribe(struct mqtt_sess *s, const uint8_t *filter, size_t len,

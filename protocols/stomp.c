@@ -283,6 +283,10 @@ int stomp_on_connect(struct stomp_session *s, const struct stomp_frame *f)
 		return fail_ex(s, stomp_frame_get(f, "receipt"), "access refused", "login or passcode not accepted", NULL, NULL,
 			       CONN_CLOSE_POLICY);
 
+	free(s->login);
+	s->login = NULL;
+	if (login && *login && !(s->login = strdup(login)))
+		return stomp_fail(s, f, "out of memory", NULL);
 	const char *cid = stomp_frame_get(f, "client-id");
 	conn_set_client_id(s->c, cid && *cid ? cid : login && *login ? login : s->id);
 	negotiate_heartbeat(s, cx, cy);

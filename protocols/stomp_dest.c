@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "auth/acl.h"
+#include "net/conn.h"
 #include "route/router.h"
 #include "stomp_session.h"
 
@@ -76,4 +78,32 @@ int stomp_dest_fail(struct stomp_session *s, const struct stomp_frame *f, const 
 	}
 	snprintf(d, sizeof(d), "'%.100s' is not a valid destination %s", dest, use);
 	return stomp_fail(s, f, "invalid destination", d);
+}
+
+int stomp_dest_acl(struct stomp_session *s, const struct stomp_frame *f, const char *dest,
+		   const struct stomp_dest *d, bool subscribe)
+{
+	const struct acl *acl = s->acl->acl;
+	const char *cid = conn_client_id(s->c);
+	bool ok;
+	char d2[200];
+
+	if (!acl)
+		return 0;
+	if (d->kind == STOMP_DEST_QUEUE) {
+		char key[1024];
+
+		ok = acl_queue_key(d->name, d->len, key, sizeof(key)) >= 0 &&
+		     acl_check(acl, s->login, cid, ACL_QUEUE, key, d->len,
+			       subscribe ? ACL_READ : ACL_WRITE);
+	} else if (subscribe) {
+		ok = acl_check_sub(acl, s->login, cid, d->name, d->len) != ACL_SUB_DENIED;
+	} else {
+		ok = acl_check(acl, s->login, cid, ACL_TOPIC, d->name, d->len, ACL_WRITE);
+	}
+	if (ok)
+		return 0;
+	snprintf(d2, sizeof(d2), "the ACL does not allow %s '%.100s'",
+		 subscribe ? "subscribing to" : "sending to", dest);
+	return stomp_fail(s, f, "access refused", d2);
 }

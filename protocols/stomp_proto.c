@@ -150,6 +150,7 @@ static void *stomp_open(struct conn *c, const struct proto_env *env, const char 
 	s->r = env->router;
 	s->cfg = env->cfg;
 	s->st = env->store;
+	s->acl = env->acl ? env->acl : &b->no_acl;
 	stomp_acks_init(s);
 	snprintf(s->ws_name, sizeof(s->ws_name), "%s", ws_name ? ws_name : "");
 	s->v = STOMP_V10;
@@ -187,6 +188,7 @@ static void stomp_close(void *sp, enum proto_close_reason why)
 	stomp_buf_free(&s->in);
 	stomp_buf_free(&s->out);
 	stomp_buf_free(&s->tmp);
+	free(s->login);
 	free(s);
 }
 

@@ -99,6 +99,10 @@ int stomp_on_send(struct stomp_session *s, const struct stomp_frame *f)
 	int err = stomp_dest_parse(dest, false, &d);
 	if (err < 0)
 		return stomp_dest_fail(s, f, dest, err, "to send to");
+	if (stomp_dest_acl(s, f, dest, &d, false) < 0) {
+		free(d.name);
+		return STOMP_CLOSED;
+	}
 	struct message *m = message_of(f, d.name, d.len);
 	if (!m) {
 		free(d.name);

@@ -29,6 +29,7 @@
 #include "stomp_dest.h"
 #include "protocol.h"
 #include "store_acks.h"
+#include "auth/acl.h"
 
 struct conn;
 struct router;
@@ -72,6 +73,7 @@ struct stomp_held_frame {
 
 struct stomp_broker {
 	uint64_t sessions;            /* opened so far; names the next one */
+	struct acl_holder no_acl;     /* what sessions read when env had no ACL */
 	struct stomp_held_frame held[STOMP_V12 + 1];
 };
 
@@ -90,6 +92,10 @@ struct stomp_sub {
 	enum stomp_ack_mode ack;
 	struct router_sub *rsub;
 	struct router_consumer *cons;
+	/* What the ACL of generation acl_gen says of a topic filter (enum
+	 * acl_sub): ACL_SUB_ALL lets every message through unchecked. */
+	uint64_t acl_gen;
+	uint8_t acl_sub;
 	struct stomp_pending *pend;   /* ascending seq */
 	size_t npend, pcap;
 };
@@ -118,6 +124,8 @@ struct stomp_session {
 	struct router *r;
 	const struct cfg *cfg;
 	struct store *st;
+	const struct acl_holder *acl; /* the server's (env->acl) or b->no_acl */
+	char *login;                  /* CONNECT's login; NULL: anonymous */
 	char ws_name[16];             /* negotiated subprotocol, "" over TCP */
 	enum stomp_version v;
 	bool connected;

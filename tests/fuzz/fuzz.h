@@ -14,4 +14,5 @@ int fuzz_http_parse(const uint8_t *data, size_t size);
 int fuzz_ws_frame(const uint8_t *data, size_t size);
 int fuzz_stomp_codec(const uint8_t *data, size_t size);
 int fuzz_mqtt_codec(const uint8_t *data, size_t size);
+int fuzz_acl(const uint8_t *data, size_t size);
 #endif

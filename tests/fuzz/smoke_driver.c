@@ -77,6 +77,17 @@ static const struct seed mqtt_seeds[] = {
 	S("\x30\x80\x80\x80\x01\x00\x01t"),
 };
 
+static const struct seed acl_seeds[] = {
+	S("# anonymous\ntopic read public/#\nuser alice\ntopic readwrite a/#\n"
+	  "topic deny a/secret\nqueue read jobs.*\nqueue write jobs.in\n"
+	  "pattern readwrite devices/%c/#\npattern read inbox/%u\n"),
+	S("a/+/c\na/#\n"),
+	S("#\n$SYS/x\n"),
+	S("+/x\n$SYS/#\n"),
+	S("user  bob smith \r\n  topic  write  x y \r\ntopic b\n"),
+	S("topic read\n"),
+};
+
 struct target {
 	const char *name;
 	int (*fn)(const uint8_t *data, size_t size);
@@ -91,6 +102,7 @@ static const struct target targets[] = {
 	T(fuzz_ws_frame, ws_seeds),
 	T(fuzz_stomp_codec, stomp_seeds),
 	T(fuzz_mqtt_codec, mqtt_seeds),
+	T(fuzz_acl, acl_seeds),
 };
 
 static uint64_t rng_state = UINT64_C(0x9E3779B97F4A7C15);

@@ -235,6 +235,7 @@ static void test_reload_takes_only_reloadable_keys(void **st)
 	assert_int_equal(cfg_set(&next, "log_level", "debug", err, sizeof(err)), 0);
 	assert_int_equal(cfg_set(&next, "allow_anonymous", "no", err, sizeof(err)), 0);
 	assert_int_equal(cfg_set(&next, "users_file", "/etc/wsb.users", err, sizeof(err)), 0);
+	assert_int_equal(cfg_set(&next, "acl_file", "/etc/wsb.acl", err, sizeof(err)), 0);
 	assert_int_equal(cfg_set(&next, "ws_max_message", "2M", err, sizeof(err)), 0);
 	assert_int_equal(cfg_set(&next, "listener", "0/ws", err, sizeof(err)), 0);
 	assert_int_equal(cfg_set(&next, "path", "/mqtt stomp", err, sizeof(err)), 0);
@@ -244,6 +245,7 @@ static void test_reload_takes_only_reloadable_keys(void **st)
 	assert_int_equal(cur.log_level, LOGL_DEBUG);
 	assert_false(cur.allow_anonymous);
 	assert_string_equal(cur.users_file, "/etc/wsb.users");
+	assert_string_equal(cur.acl_file, "/etc/wsb.acl");
 	assert_int_equal(cur.ws_max_message, 1048576);
 	assert_int_equal(cur.nlisteners, 3);
 	assert_int_equal(cur.norigins, 0);
@@ -256,11 +258,12 @@ static void test_reload_takes_only_reloadable_keys(void **st)
 	cfg_defaults(&cur);
 	assert_int_equal(cfg_apply_reloadable(&cur, &again, ignored, sizeof(ignored)), 0);
 
-	/* exactly the keys the daemon has always reloaded */
+	/* exactly the keys the daemon reloads: log_level, allow_anonymous,
+	 * users_file, acl_file */
 	size_t nreload = 0;
 	for (size_t i = 0; i < cfg_key_count(); i++)
 		nreload += cfg_key_at(i)->reload;
-	assert_int_equal(nreload, 3);
+	assert_int_equal(nreload, 4);
 }
 
 static void test_help_lists_every_key(void **st)

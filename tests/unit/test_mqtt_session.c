@@ -11,6 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "auth/acl.h"
 #include "auth/auth.h"
 #include "clock.h"
 #include "config.h"
@@ -1440,6 +1441,64 @@ static void test_two_instances_are_independent(void **st)
 	store_close(store2);
 }
 
+/* The ACL through env->acl: SUBACK 0x80 for a filter with nothing
+ * readable, a refused PUBLISH acknowledged and counted but not routed,
+ * deliveries judged per topic, and a swap of the rules (a new generation)
+ * taking effect on a subscription whose verdict was cached. */
+static struct acl *acl_of(const char *text)
+{
+	char err[200];
+	struct acl *a = acl_parse(text, strlen(text), "t.acl", NULL, err, sizeof(err));
+
+	assert_non_null(a);
+	return a;
+}
+
+static void test_acl_checks(void **st)
+{
+	struct acl_holder h = {acl_of("topic readwrite a/#\ntopic deny a/secret\n"
+				      "topic write w/#\n"), 1};
+	struct proto_env env2 = penv;
+	struct client *sub, *pub;
+
+	env2.acl = &h;
+	env2.state = mqtt_protocol.init(&env2);
+	assert_non_null(env2.state);
+	sub = cl_connected_in(&env2, "sub", true);
+	pub = cl_connected_in(&env2, "pub", true);
+	assert_int_equal(cl_subscribe(sub, "x/#", 0), MQTT_SUBACK_FAILURE);
+	assert_int_equal(cl_subscribe(sub, "a/secret", 0), MQTT_SUBACK_FAILURE);
+	assert_int_equal(cl_subscribe(sub, "w/#", 0), MQTT_SUBACK_FAILURE);
+	assert_int_equal(cl_subscribe(sub, "#", 1), 1);
+	assert_int_equal(cl_subscribe(sub, "a/open/#", 0), 0);
+
+	cl_publish(pub, "a/secret", "no", 1, 1, false, false);
+	expect_ack(pub, MQTT_PUBACK, 1);
+	cl_publish(pub, "x/y", "no", 2, 2, false, false);
+	expect_ack(pub, MQTT_PUBREC, 2);
+	assert_false(pub->c->closing);
+	assert_int_equal(stats_of(&env2).acl_denied, 2);
+	cl_publish(pub, "w/1", "written, not readable", 0, 0, false, false);
+	cl_publish(pub, "a/open/1", "yes", 1, 3, false, false);
+	expect_ack(pub, MQTT_PUBACK, 3);
+	expect_publish(sub, "a/open/1", "yes", 1, false);
+	expect_nothing(sub);
+
+	/* new rules: a/open/# (cached as wholly readable) is read-denied now */
+	acl_free(h.acl);
+	h.acl = acl_of("topic readwrite a/#\ntopic deny a/open/#\n");
+	h.generation++;
+	cl_publish(pub, "a/open/2", "no longer", 0, 0, false, false);
+	cl_publish(pub, "a/b", "still", 0, 0, false, false);
+	expect_publish(sub, "a/b", "still", 0, false);
+	expect_nothing(sub);
+
+	cl_free(sub, PROTO_CLOSED_BY_PEER);
+	cl_free(pub, PROTO_CLOSED_BY_PEER);
+	mqtt_protocol.teardown(&env2);
+	acl_free(h.acl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1480,6 +1539,7 @@ int main(void)
 		T(test_restart_restores_sessions),
 		T(test_clean_start_forgets_stored_session),
 		T(test_two_instances_are_independent),
+		T(test_acl_checks),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
