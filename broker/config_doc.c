@@ -205,7 +205,9 @@ int cfg_print_config(FILE *out, const struct cfg *c, char *err, size_t errlen)
 	for (size_t i = 0; i < cfg_key_count(); i++) {
 		const struct cfg_key *k = cfg_key_at(i);
 		char range[160], note[256];
-		bool is_default = cfg_key_equal(k, c, &def);
+		/* A key set explicitly stays active even at its default value: some
+		 * rules (allow_anonymous) tell "set" from "default". */
+		bool is_default = cfg_key_equal(k, c, &def) && !cfg_key_is_set(c, k->name);
 		cfg_key_range_text(k, range, sizeof(range));
 		snprintf(note, sizeof(note), "Range: %s. %s", range,
 			 k->reload ? "SIGHUP reloads it." : "A change needs a restart.");
