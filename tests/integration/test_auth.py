@@ -353,3 +353,36 @@ def test_no_delay_when_turned_off(users, start_broker):
     for _ in range(4):
         t, rc = timed_mqtt(b.ports["mqtt"], "alice", "wrong")
         assert rc == 5 and t < 0.3
+
+
+def test_passwd_on_a_terminal_asks_twice_without_echo(tmp_path):
+    import pty
+    path = tmp_path / "users"
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(str(BINARIES["wsbroker"]), ["wsbroker", "passwd", str(path), "erin"])
+    seen = b""
+
+    def read_until(marker):
+        nonlocal seen
+        deadline = time.monotonic() + WAIT
+        while marker not in seen:
+            assert time.monotonic() < deadline, seen
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:   # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+
+    read_until(b"Password: ")
+    os.write(fd, b"tty-secret\n")
+    read_until(b"Retype password: ")
+    os.write(fd, b"tty-secret\n")
+    read_until(b"added erin")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.WEXITSTATUS(status) == 0, seen
+    assert b"tty-secret" not in seen          # echo was off
+    assert ENTRY.match(entries(path)[0]).group(1) == "erin"
