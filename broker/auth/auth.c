@@ -224,5 +224,13 @@ enum auth_result auth_check(const char *user, const char *pass, size_t pass_len,
 			return accepted(peer);
 		return refused(user, peer, "wrong password", delay_ms);
 	}
+	/* As slow as a wrong password, so that the answer's timing does not
+	 * tell which names exist. */
+	for (size_t i = 0; i < the.naccounts; i++) {
+		if (!the.accounts[i].plain) {
+			(void)passwd_verify(&the.accounts[i], pass ? pass : "", pass ? pass_len : 0);
+			break;
+		}
+	}
 	return refused(user, peer, "no such user", delay_ms);
 }
