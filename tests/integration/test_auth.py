@@ -386,3 +386,22 @@ def test_passwd_on_a_terminal_asks_twice_without_echo(tmp_path):
     assert os.WEXITSTATUS(status) == 0, seen
     assert b"tty-secret" not in seen          # echo was off
     assert ENTRY.match(entries(path)[0]).group(1) == "erin"
+
+
+def test_sighup_reloads_accounts_and_keeps_old_ones_on_error(users, start_broker):
+    import signal
+    b = start_broker(args=["--set", "users_file=%s" % users, "--set", "login_fail_delay_ms=0"])
+    assert mqtt_login(b.ports["mqtt"], "frank", "frank-pw") == 5
+    assert passwd(users, "frank", "frank-pw").returncode == 0
+    at = len(b.log())
+    b.send_signal(signal.SIGHUP)
+    b.wait_log("SIGHUP: configuration reloaded", start=at)
+    assert mqtt_login(b.ports["mqtt"], "frank", "frank-pw") == 0
+    # A broken file is refused and the accounts loaded before stay.
+    with open(users, "a") as f:
+        f.write("broken:$pbkdf2-sha512$x$y$z\n")
+    at = len(b.log())
+    b.send_signal(signal.SIGHUP)
+    b.wait_log("SIGHUP: users not reloaded: %s:4: iteration count is not a number" % users,
+               start=at)
+    assert mqtt_login(b.ports["mqtt"], "frank", "frank-pw") == 0
