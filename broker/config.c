@@ -50,11 +50,19 @@ static const struct cfg_key keys[] = {
 	K("out_hard_limit", CFG_T_SIZE, out_hard_limit, "16MiB", 4096, 4294967296.0, NULL, false,
 	  "Output queued for one client past which it is disconnected."),
 	K("allow_anonymous", CFG_T_BOOL, allow_anonymous, "true", 0, 0, "true or false", true,
-	  "Whether clients without a login (STOMP login, MQTT username) may connect."),
+	  "Whether clients without a login (STOMP login, MQTT username) may connect; left unset it is true only while every listener is on loopback, and a broker listening beyond loopback without a users_file refuses to start unless it is set to true."),
 	K("users_file", CFG_T_STR, users_file, "", 0, 0, "PATH", true,
-	  "A file of user password lines; when set, a client that gives a login must match an entry."),
+	  "A file of accounts, one per line, as wsbroker passwd writes them; when set, a client that gives a login must match an entry."),
 	K("acl_file", CFG_T_STR, acl_file, "", 0, 0, "PATH", true,
 	  "A Mosquitto-style access control list (topic, pattern and queue rules per user); when unset every client may read and write everything."),
+	K("login_fail_delay_ms", CFG_T_U32, login_fail_delay_ms, "250", 0, 60000, NULL, true,
+	  "How long the refusal of a failed login waits, for the first failure from an address; each further failure in a row doubles it; 0 answers at once."),
+	K("login_fail_delay_max_ms", CFG_T_U32, login_fail_delay_max_ms, "5000", 0, 3600000, NULL, true,
+	  "The longest a refusal waits; keep it below handshake_timeout_ms, which still ends a connection that has not been answered."),
+	K("login_fail_reset_s", CFG_T_U32, login_fail_reset_s, "60", 1, 86400, NULL, true,
+	  "After this many seconds without a failed login an address starts again from login_fail_delay_ms; a successful login resets it at once."),
+	K("login_fail_max_addresses", CFG_T_SIZE, login_fail_max_addresses, "10000", 1, 10000000, NULL, true,
+	  "Addresses whose failed logins are remembered; when full, the one that failed least recently is forgotten."),
 	K("stomp_max_headers", CFG_T_SIZE, stomp_max_headers, "64", 1, 100000, NULL, false,
 	  "Headers per STOMP frame."),
 	K("stomp_max_header_size", CFG_T_SIZE, stomp_max_header_size, "8KiB", 64, 1048576, NULL, false,
@@ -94,6 +102,7 @@ static const struct cfg_key keys[] = {
 };
 #undef K
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
+_Static_assert(NKEYS <= CFG_MAX_KEYS, "raise CFG_MAX_KEYS");
 
 size_t cfg_key_count(void)
 {
@@ -273,6 +282,12 @@ void cfg_key_number_text(const struct cfg_key *k, double v, char *buf, size_t le
 	snprintf(buf, len, "%.0f", v);
 }
 
+bool cfg_key_is_set(const struct cfg *c, const char *name)
+{
+	const struct cfg_key *k = cfg_key_find(name);
+	return k && c->key_set[k - keys];
+}
+
 const char *cfg_key_default_text(const struct cfg_key *k)
 {
 	return k->def[0] ? k->def : "none";
@@ -407,7 +422,10 @@ static int cfg_set_from(struct cfg *c, const char *key, const char *value, int o
 	const struct cfg_key *k = cfg_key_find(key);
 	if (!k)
 		return errf(err, errlen, "unknown option '%s'", key);
-	return set_typed(c, k, value, origin, err, errlen);
+	if (set_typed(c, k, value, origin, err, errlen) < 0)
+		return -1;
+	c->key_set[k - keys] = true;
+	return 0;
 }
 
 void cfg_defaults(struct cfg *c)

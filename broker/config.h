@@ -15,6 +15,7 @@
 #define CFG_MAX_LISTENERS 16
 #define CFG_MAX_PATHS 16
 #define CFG_MAX_ORIGINS 32
+#define CFG_MAX_KEYS 128         /* rows the key table may have */
 
 enum listener_kind { LISTEN_AUTO = 0, LISTEN_WS, LISTEN_MQTT, LISTEN_STOMP };
 
@@ -72,6 +73,15 @@ struct cfg {
 	bool allow_anonymous;
 	char users_file[512];
 	char acl_file[512];
+	uint32_t login_fail_delay_ms;
+	uint32_t login_fail_delay_max_ms;
+	uint32_t login_fail_reset_s;
+	size_t login_fail_max_addresses;
+
+	/* not keys: which rows a file or the command line set (by table
+	 * index), so that a rule can tell "set to its default" from "left
+	 * at its default" */
+	bool key_set[CFG_MAX_KEYS];
 
 	/* STOMP */
 	size_t stomp_max_headers;
@@ -121,6 +131,8 @@ size_t cfg_key_count(void);
 const struct cfg_key *cfg_key_at(size_t i);
 const struct cfg_key *cfg_key_find(const char *name);
 /* The default and the bound as --help and docs/configuration.md show them. */
+/* Whether the file or the command line set key (even to its default). */
+bool cfg_key_is_set(const struct cfg *c, const char *name);
 const char *cfg_key_default_text(const struct cfg_key *k);
 void cfg_key_range_text(const struct cfg_key *k, char *buf, size_t len);
 

@@ -75,7 +75,10 @@ void cfg_print_usage(FILE *out)
 	fputs("usage: wsbroker [-c FILE] [--listen [ADDR:]PORT[/KIND]]... [--db PATH]\n"
 	      "                [--log-level error|warn|info|debug] [--port-file PATH]\n"
 	      "                [--set KEY=VALUE]... [--print-config | --check-config]\n"
-	      "                [--print-man 5|8] [--version] [--help]\n\n", out);
+	      "                [--print-man 5|8] [--version] [--help]\n"
+	      "       wsbroker passwd [--iterations N] FILE USER\n"
+	      "                (add or change USER in a users_file; the password is read from\n"
+	      "                the terminal without echo, or from stdin)\n\n", out);
 	for (size_t i = 0; i < NOPTIONS; i++) {
 		char head[64];
 		snprintf(head, sizeof(head), "  %s%s%s", options[i].flags, options[i].arg ? " " : "",
@@ -205,7 +208,9 @@ int cfg_print_config(FILE *out, const struct cfg *c, char *err, size_t errlen)
 	for (size_t i = 0; i < cfg_key_count(); i++) {
 		const struct cfg_key *k = cfg_key_at(i);
 		char range[160], note[256];
-		bool is_default = cfg_key_equal(k, c, &def);
+		/* A key set explicitly stays active even at its default value: some
+		 * rules (allow_anonymous) tell "set" from "default". */
+		bool is_default = cfg_key_equal(k, c, &def) && !cfg_key_is_set(c, k->name);
 		cfg_key_range_text(k, range, sizeof(range));
 		snprintf(note, sizeof(note), "Range: %s. %s", range,
 			 k->reload ? "SIGHUP reloads it." : "A change needs a restart.");
@@ -345,6 +350,9 @@ static void man8(FILE *out)
 	      ".br\n"
 	      ".B wsbroker \\-\\-check\\-config\n"
 	      "[\\fB\\-c\\fR \\fIFILE\\fR] [\\fIoptions\\fR]\n"
+	      ".br\n"
+	      ".B wsbroker passwd\n"
+	      "[\\fB\\-\\-iterations\\fR \\fIN\\fR] \\fIFILE\\fR \\fIUSER\\fR\n"
 	      ".SH DESCRIPTION\n"
 	      ".B wsbroker\n"
 	      "speaks STOMP 1.0, 1.1 and 1.2 and MQTT 3.1 and 3.1.1 to clients over WebSocket\n"
@@ -360,6 +368,12 @@ static void man8(FILE *out)
 	      ".BR wsbroker.conf (5);\n"
 	      "they are listed under KEYS below too.\n"
 	      "The broker logs to standard error.\n"
+	      ".PP\n"
+	      ".B wsbroker passwd\n"
+	      "adds USER to the users_file FILE, or changes its password: it asks for the\n"
+	      "password twice without echo, or reads the first line of standard input when\n"
+	      "that is not a terminal, and writes a salted PBKDF2-HMAC-SHA512 entry,\n"
+	      "replacing the file atomically with mode 0600. It starts no broker.\n"
 	      ".SH OPTIONS\n", out);
 	man_options(out);
 	fputs(".SH KEYS\n"

@@ -31,6 +31,7 @@ struct mqtt_conn {
 	bool connected;
 	bool closed;                 /* we called conn_close */
 	bool disconnected;           /* DISCONNECT received: no will */
+	bool refusing;               /* a failed login's CONNACK waits on the timer */
 	uint64_t keepalive_ms;       /* 1.5 x the client's keepalive, 0 = none */
 	uint64_t last_rx_ms;
 	char *login;                 /* the CONNECT's username; NULL: anonymous */
@@ -217,15 +218,17 @@ static char *str_dup(struct mqtt_str s)
 	return p;
 }
 
-static int check_login(struct mqtt_conn *mc, const struct mqtt_connect *c)
+/* 0 accepted, -1 refused; *delay_ms: how long the refusal is held. */
+static int check_login(struct mqtt_conn *mc, const struct mqtt_connect *c, uint64_t *delay_ms)
 {
 	char *user = NULL;
 	enum auth_result r;
 
+	*delay_ms = 0;
 	if (c->has_username && !(user = str_dup(c->username)))
 		return -1;
 	r = auth_check(user, c->has_password ? (const char *)c->password.p : NULL,
-		       c->has_password ? c->password.len : 0, conn_peer(mc->c));
+		       c->has_password ? c->password.len : 0, conn_peer(mc->c), delay_ms);
 	if (r != AUTH_OK) {
 		free(user);
 		return -1;
@@ -301,8 +304,16 @@ static int handle_connect(struct mqtt_conn *mc, const struct mqtt_packet *pk)
 	/* 3.1.1 cannot tell a client to use a shorter keepalive: refuse. */
 	if (max_ka && (c->keepalive == 0 || c->keepalive > max_ka))
 		return refuse(mc, MQTT_CONNACK_ID_REJECTED, "keepalive above the maximum");
-	if (check_login(mc, c) < 0)
-		return refuse(mc, MQTT_CONNACK_NOT_AUTHORIZED, "not authorized");
+	uint64_t delay;
+	if (check_login(mc, c, &delay) < 0) {
+		if (!delay)
+			return refuse(mc, MQTT_CONNACK_NOT_AUTHORIZED, "not authorized");
+		/* Guessing is slowed down without stopping the loop: the CONNACK
+		 * goes out from the tick, and input is ignored until then. */
+		mc->refusing = true;
+		conn_timer(mc->c, delay);
+		return 0;
+	}
 	id = c->client_id.len ? str_dup(c->client_id) : strdup(gen);
 	if (!id || make_will(mc, c) < 0) {
 		free(id);
@@ -582,6 +593,8 @@ static int mqtt_input(void *sp, const uint8_t *p, size_t n)
 	 * cut off for taking longer than the keepalive. */
 	mc->last_rx_ms = clock_now_ms();
 	while (!mc->closed && !conn_closing(mc->c)) {
+		if (mc->refusing)
+			return 0;   /* the rest of the input is ignored */
 		o.level = mc->level;
 		o.max_packet = mc->b->cfg->mqtt_max_packet;
 		if (mc->len) {
@@ -633,6 +646,10 @@ static void mqtt_tick(void *sp)
 
 	if (mc->closed)
 		return;
+	if (mc->refusing) {
+		refuse(mc, MQTT_CONNACK_NOT_AUTHORIZED, "not authorized");
+		return;
+	}
 	if (!mc->connected) {
 		fail(mc, CONN_CLOSE_POLICY, "no CONNECT in time");
 		return;

@@ -110,6 +110,12 @@ static int fail_ex(struct stomp_session *s, const char *receipt, const char *msg
 	return -1;
 }
 
+static int refuse_login(struct stomp_session *s, const char *receipt)
+{
+	return fail_ex(s, receipt, "access refused", "login or passcode not accepted", NULL, NULL,
+		       CONN_CLOSE_POLICY);
+}
+
 int stomp_fail(struct stomp_session *s, const struct stomp_frame *f, const char *msg,
 	       const char *detail)
 {
@@ -147,6 +153,10 @@ static uint64_t in_deadline(const struct stomp_session *s)
 void stomp_arm_timer(struct stomp_session *s)
 {
 	uint64_t next = UINT64_MAX, now = clock_now_ms();
+	if (s->refuse_at) {
+		conn_timer(s->c, s->refuse_at > now ? s->refuse_at - now : 1);
+		return;
+	}
 	if (s->auto_held)
 		next = now + HELD_POLL_MS;
 	if (!s->connected && s->connect_deadline)
@@ -166,6 +176,17 @@ void stomp_tick(struct stomp_session *s)
 	if (s->done || s->closed || conn_closing(s->c))
 		return;
 	uint64_t now = clock_now_ms();
+	if (s->refuse_at) {
+		if (now < s->refuse_at) {
+			stomp_arm_timer(s);
+			return;
+		}
+		char *receipt = s->refuse_receipt;
+		s->refuse_receipt = NULL;
+		refuse_login(s, receipt);
+		free(receipt);
+		return;
+	}
 	if (!s->connected) {
 		if (s->connect_deadline && now >= s->connect_deadline) {
 			s->done = true;
@@ -278,10 +299,19 @@ int stomp_on_connect(struct stomp_session *s, const struct stomp_frame *f)
 
 	const char *login = stomp_frame_get(f, "login");
 	const struct stomp_header *pass = stomp_frame_header(f, "passcode");
+	uint64_t delay;
 	if (auth_check(login, pass ? pass->value : NULL, pass ? pass->value_len : 0,
-		       conn_peer(s->c)) != AUTH_OK)
-		return fail_ex(s, stomp_frame_get(f, "receipt"), "access refused", "login or passcode not accepted", NULL, NULL,
-			       CONN_CLOSE_POLICY);
+		       conn_peer(s->c), &delay) != AUTH_OK) {
+		const char *receipt = stomp_frame_get(f, "receipt");
+		if (!delay)
+			return refuse_login(s, receipt);
+		/* Held on the timer, not in the loop: stomp_tick sends it, and
+		 * input is ignored until then (stomp_input). */
+		s->refuse_at = clock_now_ms() + delay;
+		s->refuse_receipt = receipt ? strdup(receipt) : NULL;
+		stomp_arm_timer(s);
+		return 0;
+	}
 
 	free(s->login);
 	s->login = NULL;

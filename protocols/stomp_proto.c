@@ -81,7 +81,7 @@ static int handle_frame(struct stomp_session *s, const struct stomp_frame *f)
 static size_t process(struct stomp_session *s, const uint8_t *p, size_t n)
 {
 	size_t off = 0;
-	while (off < n && !s->done && !conn_closing(s->c)) {
+	while (off < n && !s->done && !s->refuse_at && !conn_closing(s->c)) {
 		struct stomp_frame f;
 		int r = stomp_parse(&s->parser, p + off, n - off, &f);
 		if (r == 0)
@@ -103,6 +103,8 @@ static int stomp_input(void *sp, const uint8_t *p, size_t n)
 	s->last_rx = clock_now_ms();
 	if (s->done || conn_closing(s->c))
 		return -1;
+	if (s->refuse_at)
+		return 0;   /* a refused login waits for its ERROR: input is ignored */
 	if (s->in.len == 0) {
 		/* the common case: whole frames, parsed where they lie */
 		size_t used = process(s, p, n);
@@ -182,6 +184,8 @@ static void stomp_close(void *sp, enum proto_close_reason why)
 	if (s->dropped)
 		log_info(NULL, s->id, "stomp: %llu messages were dropped for a slow reader",
 			 (unsigned long long)s->dropped);
+	free(s->refuse_receipt);
+	s->refuse_receipt = NULL;
 	stomp_tx_free_all(s);
 	stomp_subs_free(s);
 	stomp_parser_free(&s->parser);

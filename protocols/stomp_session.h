@@ -150,6 +150,8 @@ struct stomp_session {
 	uint32_t hb_in_ms;            /* the client promised to speak this often */
 	uint64_t last_rx, last_tx;
 	uint64_t connect_deadline;
+	uint64_t refuse_at;           /* a failed login's ERROR waits until then */
+	char *refuse_receipt;         /* the refused CONNECT's receipt header */
 	uint64_t dropped;             /* MESSAGEs not sent to a slow reader */
 	size_t auto_held;             /* auto-mode queue deliveries not yet acked
 				       * because the reader is slow */

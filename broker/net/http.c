@@ -1,4 +1,5 @@
 #include "http.h"
+#include "auth/origin.h"
 #include "config.h"
 #include "protocol.h"
 #include "ws_frame.h"
@@ -86,6 +87,16 @@ static int header_has(const struct http_request *req, const char *name, const ch
 	return 0;
 }
 
+/* A header value as a log line may carry it: bytes outside printable
+ * ASCII become '?', and a long one is cut. */
+static void http_printable(char *out, size_t cap, const char *v, size_t len)
+{
+	size_t n = 0;
+	for (; n < len && n + 1 < cap; n++)
+		out[n] = (v[n] >= 0x20 && v[n] < 0x7f) ? v[n] : '?';
+	out[n] = 0;
+}
+
 static int origin_allowed(const struct http_request *req, const struct cfg *cfg)
 {
 	if (cfg->norigins == 0)
@@ -94,8 +105,7 @@ static int origin_allowed(const struct http_request *req, const struct cfg *cfg)
 	if (!h)
 		return 1; /* non-browser clients send no Origin */
 	for (size_t i = 0; i < cfg->norigins; i++)
-		if (strlen(cfg->origins[i]) == h->value_len &&
-		    strncasecmp(cfg->origins[i], h->value, h->value_len) == 0)
+		if (origin_match(cfg->origins[i], h->value, h->value_len))
 			return 1;
 	return 0;
 }
@@ -149,9 +159,13 @@ static void upgrade(const struct http_request *req, const struct cfg *cfg, struc
 	const struct http_header *key = header(req, "Sec-WebSocket-Key");
 	if (!key || !ws_key_valid(key->value, key->value_len))
 		return fail(r, 400, NULL, "Sec-WebSocket-Key must be base64 of 16 bytes");
+	const struct http_header *org = header(req, "Origin");
+	if (org)
+		http_printable(r->origin, sizeof(r->origin), org->value, org->value_len);
+	else
+		snprintf(r->origin, sizeof(r->origin), "-");
 	if (!origin_allowed(req, cfg)) {
-		const struct http_header *o = header(req, "Origin");
-		return fail(r, 403, NULL, "origin '%.*s' is not allowed", (int)o->value_len, o->value);
+		return fail(r, 403, NULL, "origin '%s' is not allowed", r->origin);
 	}
 	char names[256];
 	int picked = pick_subprotocol(req, r);

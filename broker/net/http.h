@@ -20,6 +20,7 @@ struct http_reply {
 	const struct protocol *proto;  /* set when status == 101 */
 	const char *ws_name;           /* negotiated token, NULL when chosen by path */
 	char path[128];                /* request path without the query */
+	char origin[128];              /* an upgrade's Origin for the log, "-" if none */
 	char log[160];                 /* why it was refused, for the log line */
 	char head[1024];               /* the formatted status line + headers */
 	size_t head_len;

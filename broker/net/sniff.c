@@ -65,8 +65,8 @@ static void http_answered(struct conn *c, struct http_reply *rep, size_t head_le
 	evbuffer_drain(bufferevent_get_input(c->bev), head_len);
 	c->websocket = true;
 	c->ws_path = strdup(rep->path);
-	log_info(c->peer, NULL, "WebSocket %s on %s (%s)", rep->ws_name ? rep->ws_name : "-",
-		 rep->path, rep->proto->name);
+	log_info(c->peer, NULL, "WebSocket %s on %s (%s), Origin %s", rep->ws_name ? rep->ws_name : "-",
+		 rep->path, rep->proto->name, rep->origin[0] ? rep->origin : "-");
 	ws_start(c);
 	open_session(c, rep->proto, rep->ws_name);
 }

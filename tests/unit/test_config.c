@@ -258,12 +258,49 @@ static void test_reload_takes_only_reloadable_keys(void **st)
 	cfg_defaults(&cur);
 	assert_int_equal(cfg_apply_reloadable(&cur, &again, ignored, sizeof(ignored)), 0);
 
-	/* exactly the keys the daemon reloads: log_level, allow_anonymous,
-	 * users_file, acl_file */
+	/* exactly these: log_level, allow_anonymous, users_file, acl_file and
+	 * the four login_fail_* keys */
 	size_t nreload = 0;
 	for (size_t i = 0; i < cfg_key_count(); i++)
 		nreload += cfg_key_at(i)->reload;
-	assert_int_equal(nreload, 4);
+	assert_int_equal(nreload, 8);
+	assert_true(cfg_key_find("login_fail_delay_ms")->reload);
+	assert_true(cfg_key_find("login_fail_max_addresses")->reload);
+}
+
+/* allow_anonymous's rule needs "set to true" apart from "true by default". */
+static void test_key_set_explicitly(void **st)
+{
+	struct cfg c;
+	char err[256];
+	(void)st;
+	cfg_defaults(&c);
+	assert_false(cfg_key_is_set(&c, "allow_anonymous"));
+	assert_false(cfg_key_is_set(&c, "no_such_key"));
+	assert_int_equal(cfg_set(&c, "allow_anonymous", "true", err, sizeof(err)), 0);
+	assert_true(cfg_key_is_set(&c, "allow_anonymous"));
+	assert_false(cfg_key_is_set(&c, "users_file"));
+	/* a refused value sets nothing */
+	assert_int_equal(cfg_set(&c, "login_fail_delay_ms", "-1", err, sizeof(err)), -1);
+	assert_false(cfg_key_is_set(&c, "login_fail_delay_ms"));
+	/* from a file too, and --print-config keeps it active */
+	struct cfg f;
+	cfg_defaults(&f);
+	char path[] = "/tmp/wsb-cfg-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "allow_anonymous true\n", 21), 21);
+	close(fd);
+	assert_int_equal(cfg_load_file(&f, path, err, sizeof(err)), 0);
+	unlink(path);
+	assert_true(cfg_key_is_set(&f, "allow_anonymous"));
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+	assert_int_equal(cfg_print_config(out, &f, err, sizeof(err)), 0);
+	fclose(out);
+	assert_non_null(strstr(text, "\nallow_anonymous true\n"));
+	free(text);
 }
 
 static void test_help_lists_every_key(void **st)
@@ -702,6 +739,7 @@ int main(void)
 		cmocka_unit_test(test_sizes_and_limits),
 		cmocka_unit_test(test_range_errors_name_key_and_range),
 		cmocka_unit_test(test_reload_takes_only_reloadable_keys),
+		cmocka_unit_test(test_key_set_explicitly),
 		cmocka_unit_test(test_help_lists_every_key),
 		cmocka_unit_test(test_print_config_reads_back),
 		cmocka_unit_test(test_print_config_of_defaults_sets_nothing),

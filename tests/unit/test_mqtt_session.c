@@ -50,6 +50,8 @@ static int setup(void **st)
 {
 	log_set_level(LOGL_WARN);
 	cfg_defaults(&cfg);
+	/* Refusals answered at once here; the held refusal is test_auth.py's. */
+	cfg.login_fail_delay_ms = 0;
 	router = router_new(NULL);
 	assert_non_null(router);
 	penv.router = router;
@@ -424,6 +426,40 @@ static void test_connect_refusals(void **st)
 	assert_int_equal(auth_configure(&cfg, err, sizeof(err)), 0);
 	assert_int_equal(refused_code(&(struct mqtt_connect){
 		.level = 4, .clean = true, .client_id = STR("anon")}), 5);
+	assert_int_equal(stats().sessions, 0);
+}
+
+/* A failed login's CONNACK waits on the session timer for auth's delay;
+ * what the client sends meanwhile is ignored. */
+static void test_refusal_held_on_timer(void **st)
+{
+	char err[128];
+	uint8_t ping[2] = {0xc0, 0x00};
+	struct mqtt_packet pk;
+
+	cfg.allow_anonymous = false;
+	cfg.login_fail_delay_ms = 300;
+	cfg.login_fail_delay_max_ms = 1000;
+	assert_int_equal(auth_configure(&cfg, err, sizeof(err)), 0);
+	struct client *k = cl_open();
+	send_connect(k, &(struct mqtt_connect){.level = 4, .clean = true, .client_id = STR("h")});
+	expect_nothing(k);
+	assert_false(k->c->closing);
+	assert_int_equal(k->c->timer_ms, 300);
+	cl_send(k, ping, sizeof(ping));
+	expect_nothing(k);
+	now_ms += 300;
+	mqtt_protocol.tick(k->s);
+	expect_type(k, MQTT_CONNACK, &pk);
+	assert_int_equal(pk.u.connack.code, 5);
+	expect_nothing(k);
+	assert_true(k->c->closing);
+	cl_free(k, PROTO_CLOSED_BY_SESSION);
+	/* The same address again: twice as long. */
+	k = cl_open();
+	send_connect(k, &(struct mqtt_connect){.level = 4, .clean = true, .client_id = STR("h")});
+	assert_int_equal(k->c->timer_ms, 600);
+	cl_free(k, PROTO_CLOSED_BY_PEER);
 	assert_int_equal(stats().sessions, 0);
 }
 
@@ -1506,6 +1542,7 @@ int main(void)
 		T(test_connect_accepted),
 		T(test_split_and_batched_packets),
 		T(test_connect_refusals),
+		T(test_refusal_held_on_timer),
 		T(test_session_count_bound),
 		T(test_connect_generated_id_and_31),
 		T(test_protocol_violations),

@@ -61,6 +61,8 @@ static int setup(void **st)
 {
 	(void)st;
 	cfg_defaults(&cfg);
+	/* Refusals answered at once here; the held refusal is test_auth.py's. */
+	cfg.login_fail_delay_ms = 0;
 	feed_chunk = 0;
 	store_paused = false;
 	env_up();
@@ -428,6 +430,44 @@ static void test_auth(void **st)
 	feed(cl, "CONNECT\naccept-version:1.2\nlogin:alice\npasscode:secret\n\n");
 	expect(cl, STOMP_CONNECTED);
 	assert_string_equal(conn_client_id(cl->c), "alice");
+	client_close(cl);
+}
+
+/* With a delay, the ERROR waits for the session timer; frames sent
+ * meanwhile are ignored; a correct login is answered at once. */
+static void test_auth_refusal_held(void **st)
+{
+	(void)st;
+	char path[] = "/tmp/wsb-stomp-users-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "alice secret\n", 13), 13);
+	close(fd);
+	struct cfg c2 = cfg;
+	snprintf(c2.users_file, sizeof(c2.users_file), "%s", path);
+	c2.login_fail_delay_ms = 500;
+	char err[256];
+	assert_int_equal(auth_configure(&c2, err, sizeof(err)), 0);
+	unlink(path);
+
+	struct client *cl = client_new(false, NULL);
+	feed(cl, "CONNECT\naccept-version:1.2\nlogin:alice\npasscode:wrong\nreceipt:r9\n\n");
+	expect_nothing(cl);
+	assert_int_equal(cl->c->timer_ms, 500);
+	feed(cl, "SEND\ndestination:/topic/x\n\nignored");
+	expect_nothing(cl);
+	fake_now += 499;
+	stomp_protocol.tick(cl->s);
+	expect_nothing(cl);
+	fake_now += 1;
+	stomp_protocol.tick(cl->s);
+	expect_error(cl, "access refused");
+	assert_true(cl->c->closing);
+	client_close(cl);
+
+	cl = client_new(false, NULL);
+	feed(cl, "CONNECT\naccept-version:1.2\nlogin:alice\npasscode:secret\n\n");
+	expect(cl, STOMP_CONNECTED);
 	client_close(cl);
 }
 
@@ -1483,6 +1523,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_heartbeat_negotiation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_frame_before_connect, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auth_refusal_held, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_round_trip_split_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_frames_in_one_input, setup, teardown),
