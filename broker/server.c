@@ -48,10 +48,16 @@ struct server {
 	bool stopping;
 };
 
+static void pause_accepting(struct listener *li);
+
 static void retry_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct listener *li = arg;
-	if (!li->s->stopping)
+	if (li->s->stopping)
+		return;
+	if (conn_count() >= li->s->cfg.max_connections)
+		pause_accepting(li);    /* still full: let them wait in the backlog */
+	else
 		evconnlistener_enable(li->ev);
 }
 
@@ -73,8 +79,16 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		      int socklen, void *arg)
 {
 	struct listener *li = arg;
-	if (conn_accept(fd, sa, socklen, li->spec.kind) == CONN_ACCEPT_FULL)
-		pause_accepting(li);
+	uint64_t held;
+	int r = conn_accept(fd, sa, socklen, li->spec.kind);
+	if (r != CONN_ACCEPT_FULL && conn_count() < li->s->cfg.max_connections)
+		return;
+	/* Full: the next client would only be accepted to be closed. */
+	pause_accepting(li);
+	if (r != CONN_ACCEPT_FULL && log_flood_ok(&li->flood, clock_now_ms(), &held))
+		log_warn(NULL, NULL, "max_connections %zu reached: %s accepts again every %u ms once "
+			 "connections close; new clients wait meanwhile", li->s->cfg.max_connections,
+			 li->bound, li->s->cfg.accept_retry_ms);
 }
 
 /* libevent has already retried what is worth retrying (EINTR, EAGAIN,
