@@ -31,6 +31,7 @@ struct listener {
 	struct server *s;
 	struct event *retry;     /* re-enables accepting after a pause */
 	struct log_flood flood;  /* failed accepts: one line a second */
+	uint64_t failing;        /* failed accepts since the last one that worked */
 };
 
 struct server {
@@ -80,6 +81,11 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 {
 	struct listener *li = arg;
 	uint64_t held;
+	if (li->failing) {
+		log_info(NULL, NULL, "accept on %s works again after %llu failed attempts", li->bound,
+			 (unsigned long long)li->failing);
+		li->failing = 0;
+	}
 	int r = conn_accept(fd, sa, socklen, li->spec.kind);
 	if (r != CONN_ACCEPT_FULL && conn_count() < li->s->cfg.max_connections)
 		return;
@@ -100,6 +106,7 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 	int err = EVUTIL_SOCKET_ERROR();
 	uint64_t held;
 	conn_refusal_count(CONN_REFUSED_ACCEPT_FAILED);
+	li->failing++;
 	pause_accepting(li);
 	if (log_flood_ok(&li->flood, clock_now_ms(), &held))
 		log_error(NULL, NULL, "accept on %s failed: %s; accepting paused for %u ms at a time "

@@ -15,8 +15,11 @@ import struct
 import threading
 import time
 
+import pytest
+
+import wsraw
 from test_mqtt import connect_packet
-from test_slow_consumer import MqttReader, mqtt_publish_packet, mqtt_subscribe_packet
+from test_slow_consumer import MqttReader, mqtt_publish_packet, mqtt_subscribe_packet, stomp_frame
 
 WAIT = 10.0
 CONNACK = b"\x20\x02\x00\x00"
@@ -165,6 +168,7 @@ def test_out_of_descriptors_no_spin(start_broker):
         clients.poll(0.5)
     assert len(clients.done) - before >= 90, \
         "only %d waiting clients got in after 100 left" % (len(clients.done) - before)
+    assert "accept on %s works again after" % b.port_lines[0].split()[1] in b.log()
     clients.close()
 
 
@@ -220,28 +224,46 @@ class TimedReader(MqttReader):
             return sum(1 for t, _ in self.seqs if t0 <= t < t1)
 
 
-def test_publish_rate_limit(start_broker):
+def stomp_publisher(b, login):
+    s = socket.create_connection(("127.0.0.1", b.ports["stomp"]), timeout=WAIT)
+    s.sendall(stomp_frame("CONNECT", {"accept-version": "1.2", "host": "/", "login": login,
+                                      "heart-beat": "0,0"}))
+    assert s.recv(4096).startswith(b"CONNECTED")
+    return s
+
+
+@pytest.mark.parametrize("proto", ["mqtt", "stomp"])
+def test_publish_rate_limit(start_broker, proto):
     rate = 100
     b = start_broker(args=["--set", "publish_rate_limit=%d" % rate,
                            "--set", "publish_rate_burst=20"])
     sub = TimedReader(b, "rate-sub", "rate/t")
     other_sub = TimedReader(b, "other-sub", "other/t")
-    fast = mqtt_client(b, "fast")
+    if proto == "mqtt":
+        fast = mqtt_client(b, "fast")
+
+        def message(i):
+            return mqtt_publish_packet("rate/t", struct.pack("!I", i))
+    else:
+        fast = stomp_publisher(b, "fast")
+
+        def message(i):
+            return stomp_frame("SEND", {"destination": "/topic/rate.t", "content-length": "4"},
+                               struct.pack("!I", i))
     stop = threading.Event()
 
     def flood():
         i = 0
         try:
             while not stop.is_set():
-                fast.sendall(b"".join(mqtt_publish_packet("rate/t", struct.pack("!I", i + k))
-                                      for k in range(50)))
+                fast.sendall(b"".join(message(i + k) for k in range(50)))
                 i += 50
         except OSError:
             pass
 
     threading.Thread(target=flood, daemon=True).start()
     assert sub.wait_count(1)
-    b.wait_log("client=fast publishing faster than publish_rate_limit 100/s")
+    b.wait_log("publishing faster than publish_rate_limit 100/s")
     # Others are served as usual meanwhile.
     other = mqtt_client(b, "other")
     for i in range(10):
@@ -259,8 +281,7 @@ def test_publish_rate_limit(start_broker):
     # Still connected: nothing closed it.
     r, _, _ = select.select([fast], [], [], 0)
     assert not r, "the fast publisher's connection was closed"
-    assert "client=fast" not in "".join(l for l in b.log().splitlines(True)
-                                         if "closing" in l or "disconnect" in l)
+    assert not [l for l in b.log().splitlines() if "closing" in l or "disconnect" in l]
     assert b.log().count("publishing faster than publish_rate_limit") == 1
     abort(fast)
     for c in (other, sub, other_sub):
@@ -312,4 +333,32 @@ def test_out_soft_limit_keeps_a_reader_that_catches_up(start_broker):
     assert not reader.eof
     assert "slow consumer" not in b.log()
     reader.close()
+    pub.close()
+
+
+def test_out_soft_limit_closes_websocket_with_1008(start_broker):
+    """Over WebSocket the reason goes to the client: close 1008 after the
+    backlog it had not read (kept short by a low out_high_water, so that
+    it is read well within close_timeout_ms)."""
+    b = start_broker(args=["--set", "out_soft_limit=16KiB", "--set", "out_soft_seconds=1",
+                           "--set", "out_high_water=32KiB"])
+    # A small receive buffer, set before connecting (after, the window
+    # already offered makes the sender stall on zero-window probes).
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(WAIT)
+    sock.connect(("127.0.0.1", b.ports["ws"]))
+    ws = wsraw.Client.__new__(wsraw.Client)
+    ws.sock, ws.buf, ws.held, ws.timeout = sock, b"", [], WAIT
+    ws.handshake("/mqtt", protocols=["mqtt"])
+    ws.send_frame(wsraw.OP_BINARY, connect_packet("wsstalled"))
+    assert ws.read_message().payload == CONNACK
+    ws.send_frame(wsraw.OP_BINARY, mqtt_subscribe_packet("soft/wsstalled", 0))
+    assert ws.read_message().payload[0] == 0x90
+    pub = mqtt_client(b, "pub")
+    at = fill_until_above_soft(b, pub, "wsstalled")
+    b.wait_log("client=wsstalled slow consumer:", timeout=1 + WAIT, start=at)
+    f = ws.expect_close(1008)
+    assert f.close_reason == b"slow consumer"
+    ws.close()
     pub.close()
