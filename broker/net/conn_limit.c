@@ -16,35 +16,41 @@
 
 /* ---- counters ---- */
 
-static uint64_t counts[CONN_REFUSAL_KINDS];
-static struct log_flood flood_max, flood_ip;
+/* The module's state, in one place: counters, flood limiters and the
+ * per-address table (below). */
+static struct {
+	uint64_t counts[CONN_REFUSAL_KINDS];
+	struct log_flood flood_max, flood_ip;
+	struct ip_slot **buckets;
+	size_t nbuckets, nslots;
+} lim_m;
 
 uint64_t conn_refusals(enum conn_refusal why)
 {
-	return (unsigned)why < CONN_REFUSAL_KINDS ? counts[why] : 0;
+	return (unsigned)why < CONN_REFUSAL_KINDS ? lim_m.counts[why] : 0;
 }
 
 void conn_refusal_count(enum conn_refusal why)
 {
 	if ((unsigned)why < CONN_REFUSAL_KINDS)
-		counts[why]++;
+		lim_m.counts[why]++;
 }
 
 void conn_lim_count_hard(void)
 {
-	counts[CONN_DROPPED_HARD_LIMIT]++;
+	lim_m.counts[CONN_DROPPED_HARD_LIMIT]++;
 }
 
 void conn_lim_refused_max(const char *peer)
 {
 	uint64_t held;
-	counts[CONN_REFUSED_MAX_CONNECTIONS]++;
-	if (log_flood_ok(&flood_max, clock_now_ms(), &held))
+	lim_m.counts[CONN_REFUSED_MAX_CONNECTIONS]++;
+	if (log_flood_ok(&lim_m.flood_max, clock_now_ms(), &held))
 		log_warn(peer, NULL, "refusing connection: max_connections %zu reached; accepts paused "
 			 "for %u ms at a time (%llu more refused in the last second, %llu in all)",
 			 conn_m.cfg->max_connections, conn_m.cfg->accept_retry_ms,
 			 (unsigned long long)held,
-			 (unsigned long long)counts[CONN_REFUSED_MAX_CONNECTIONS]);
+			 (unsigned long long)lim_m.counts[CONN_REFUSED_MAX_CONNECTIONS]);
 }
 
 /* ---- connections per address ----
@@ -59,8 +65,6 @@ struct ip_slot {
 	uint8_t addr[16];
 };
 
-static struct ip_slot **buckets;
-static size_t nbuckets, nslots;
 
 static size_t ip_hash(const uint8_t *a, size_t len)
 {
@@ -72,22 +76,22 @@ static size_t ip_hash(const uint8_t *a, size_t len)
 
 static void ip_grow(void)
 {
-	size_t n = nbuckets ? nbuckets * 2 : 1024;
+	size_t n = lim_m.nbuckets ? lim_m.nbuckets * 2 : 1024;
 	struct ip_slot **nb = calloc(n, sizeof(*nb));
 	if (!nb)
 		return;                /* keep the old table, only longer chains */
-	for (size_t i = 0; i < nbuckets; i++) {
+	for (size_t i = 0; i < lim_m.nbuckets; i++) {
 		struct ip_slot *s, *next;
-		for (s = buckets[i]; s; s = next) {
+		for (s = lim_m.buckets[i]; s; s = next) {
 			next = s->next;
 			size_t h = ip_hash(s->addr, s->len) & (n - 1);
 			s->next = nb[h];
 			nb[h] = s;
 		}
 	}
-	free(buckets);
-	buckets = nb;
-	nbuckets = n;
+	free(lim_m.buckets);
+	lim_m.buckets = nb;
+	lim_m.nbuckets = n;
 }
 
 /* The address's bytes; an IPv4-mapped IPv6 address counts as its IPv4
@@ -121,22 +125,22 @@ int conn_lim_accept(struct conn *c, const struct sockaddr *sa)
 	size_t len;
 	if (!limit || !(len = ip_key(sa, key, text, sizeof(text))))
 		return 0;
-	if (nslots >= nbuckets * 2)
+	if (lim_m.nslots >= lim_m.nbuckets * 2)
 		ip_grow();
-	if (!nbuckets)
+	if (!lim_m.nbuckets)
 		return 0;              /* out of memory: no limit rather than no service */
-	size_t h = ip_hash(key, len) & (nbuckets - 1);
+	size_t h = ip_hash(key, len) & (lim_m.nbuckets - 1);
 	struct ip_slot *s;
-	for (s = buckets[h]; s; s = s->next)
+	for (s = lim_m.buckets[h]; s; s = s->next)
 		if (s->len == len && memcmp(s->addr, key, len) == 0)
 			break;
 	if (s && s->count >= limit) {
 		uint64_t held;
-		counts[CONN_REFUSED_PER_IP]++;
-		if (log_flood_ok(&flood_ip, clock_now_ms(), &held))
+		lim_m.counts[CONN_REFUSED_PER_IP]++;
+		if (log_flood_ok(&lim_m.flood_ip, clock_now_ms(), &held))
 			log_warn(c->peer, NULL, "refusing connection: %s has max_connections_per_ip %zu "
 				 "open (%llu more refused in the last second, %llu in all)", text, limit,
-				 (unsigned long long)held, (unsigned long long)counts[CONN_REFUSED_PER_IP]);
+				 (unsigned long long)held, (unsigned long long)lim_m.counts[CONN_REFUSED_PER_IP]);
 		return -1;
 	}
 	if (!s) {
@@ -144,9 +148,9 @@ int conn_lim_accept(struct conn *c, const struct sockaddr *sa)
 			return 0;
 		s->len = (uint8_t)len;
 		memcpy(s->addr, key, len);
-		s->next = buckets[h];
-		buckets[h] = s;
-		nslots++;
+		s->next = lim_m.buckets[h];
+		lim_m.buckets[h] = s;
+		lim_m.nslots++;
 	}
 	s->count++;
 	c->lim.ip = s;
@@ -157,17 +161,17 @@ static void ip_release(struct ip_slot *s)
 {
 	if (--s->count)
 		return;
-	size_t h = ip_hash(s->addr, s->len) & (nbuckets - 1);
-	for (struct ip_slot **pp = &buckets[h]; *pp; pp = &(*pp)->next)
+	size_t h = ip_hash(s->addr, s->len) & (lim_m.nbuckets - 1);
+	for (struct ip_slot **pp = &lim_m.buckets[h]; *pp; pp = &(*pp)->next)
 		if (*pp == s) {
 			*pp = s->next;
 			break;
 		}
 	free(s);
-	if (--nslots == 0) {       /* nothing left: give the table back */
-		free(buckets);
-		buckets = NULL;
-		nbuckets = 0;
+	if (--lim_m.nslots == 0) {       /* nothing left: give the table back */
+		free(lim_m.buckets);
+		lim_m.buckets = NULL;
+		lim_m.nbuckets = 0;
 	}
 }
 
@@ -233,7 +237,7 @@ void conn_count_publish(struct conn *c)
 	if (!c->lim.pause_timer && !(c->lim.pause_timer = evtimer_new(conn_m.base, pause_done_cb, c)))
 		return;
 	c->lim.paused = true;
-	counts[CONN_PAUSED_PUBLISH_RATE]++;
+	lim_m.counts[CONN_PAUSED_PUBLISH_RATE]++;
 	if (!c->lim.pause_logged) {
 		/* One line per connection: a flat-out publisher pauses many
 		 * times a second. */
@@ -263,7 +267,7 @@ static void soft_expired_cb(evutil_socket_t fd, short what, void *arg)
 	c->lim.soft_armed = false;
 	if (conn_closing(c) || conn_pending(c) <= conn_m.cfg->out_soft_limit)
 		return;
-	counts[CONN_DROPPED_SOFT_LIMIT]++;
+	lim_m.counts[CONN_DROPPED_SOFT_LIMIT]++;
 	log_warn(c->peer, c->client_id, "slow consumer: %zu bytes queued, above out_soft_limit %zu "
 		 "for out_soft_seconds %u; disconnecting", conn_pending(c),
 		 conn_m.cfg->out_soft_limit, conn_m.cfg->out_soft_seconds);
