@@ -68,6 +68,14 @@ struct cfg {
 	uint32_t shutdown_timeout_ms;
 	size_t out_high_water;
 	size_t out_hard_limit;
+	size_t out_soft_limit;
+	uint32_t out_soft_seconds;
+
+	/* limits (net/conn_limit.c, server.c) */
+	uint32_t accept_retry_ms;
+	size_t max_connections_per_ip;
+	uint32_t publish_rate_limit;
+	uint32_t publish_rate_burst;
 
 	/* auth */
 	bool allow_anonymous;

@@ -76,3 +76,15 @@ void log_sink(void *arg, int level, const char *fmt, va_list ap)
 		level = LOGL_ERROR;
 	log_vmsg((enum log_level)level, NULL, NULL, fmt, ap);
 }
+
+bool log_flood_ok(struct log_flood *f, uint64_t now_ms, uint64_t *held_back)
+{
+	if (f->last_ms && now_ms - f->last_ms < 1000) {
+		f->held++;
+		return false;
+	}
+	*held_back = f->held;
+	f->held = 0;
+	f->last_ms = now_ms ? now_ms : 1;
+	return true;
+}

@@ -3,6 +3,8 @@
 #ifndef WSB_LOG_H
 #define WSB_LOG_H
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 enum log_level { LOGL_ERROR = 0, LOGL_WARN, LOGL_INFO, LOGL_DEBUG };
 
@@ -22,6 +24,15 @@ void log_vmsg(enum log_level lvl, const char *peer, const char *client_id,
  * an enum log_level, and the line names no peer or client. */
 void log_sink(void *arg, int level, const char *fmt, va_list ap)
 	__attribute__((format(printf, 3, 0)));
+
+/* A refusal that can come in a flood (accepts failing, a per-address limit)
+ * logs at most once a second: log_flood_ok says whether this one may, and
+ * how many were held back since the last line it allowed. */
+struct log_flood {
+	uint64_t last_ms;
+	uint64_t held;
+};
+bool log_flood_ok(struct log_flood *f, uint64_t now_ms, uint64_t *held_back);
 
 #define log_error(...) log_msg(LOGL_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOGL_WARN, __VA_ARGS__)

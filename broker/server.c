@@ -19,13 +19,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+struct server;
 
 struct listener {
 	struct evconnlistener *ev;
 	struct cfg_listener spec;
 	char bound[80];          /* "127.0.0.1:40123" */
+	struct server *s;
+	struct event *retry;     /* re-enables accepting after a pause */
+	struct log_flood flood;  /* failed accepts: one line a second */
+	uint64_t failing;        /* failed accepts since the last one that worked */
 };
 
 struct server {
@@ -44,19 +51,101 @@ struct server {
 	bool stopping;
 };
 
+static void pause_accepting(struct listener *li);
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *li = arg;
+	if (li->s->stopping)
+		return;
+	if (conn_count() >= li->s->cfg.max_connections)
+		pause_accepting(li);    /* still full: let them wait in the backlog */
+	else
+		evconnlistener_enable(li->ev);
+}
+
+/* Stop accepting on this listener for accept_retry_ms. Out of descriptors
+ * (or at max_connections), accepting again at once would fail again at
+ * once: the loop would spin and the log fill. Meanwhile new clients wait in
+ * the kernel's backlog; already connected ones are served as usual. */
+static void pause_accepting(struct listener *li)
+{
+	if (!li->retry && !(li->retry = evtimer_new(li->s->base, retry_cb, li)))
+		return;
+	evconnlistener_disable(li->ev);
+	uint32_t ms = li->s->cfg.accept_retry_ms;
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	evtimer_add(li->retry, &tv);
+}
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		      int socklen, void *arg)
 {
 	struct listener *li = arg;
-	conn_accept(fd, sa, socklen, li->spec.kind);
+	uint64_t held;
+	if (li->failing) {
+		log_info(NULL, NULL, "accept on %s works again after %llu failed attempts", li->bound,
+			 (unsigned long long)li->failing);
+		li->failing = 0;
+	}
+	int r = conn_accept(fd, sa, socklen, li->spec.kind);
+	if (r != CONN_ACCEPT_FULL && conn_count() < li->s->cfg.max_connections)
+		return;
+	/* Full: the next client would only be accepted to be closed. */
+	pause_accepting(li);
+	if (r != CONN_ACCEPT_FULL && log_flood_ok(&li->flood, clock_now_ms(), &held))
+		log_warn(NULL, NULL, "max_connections %zu reached: %s accepts again every %u ms once "
+			 "connections close; new clients wait meanwhile", li->s->cfg.max_connections,
+			 li->bound, li->s->cfg.accept_retry_ms);
 }
 
+/* libevent has already retried what is worth retrying (EINTR, EAGAIN,
+ * ECONNABORTED); what is left (EMFILE, ENFILE, ENOBUFS, ENOMEM) does not
+ * go away by itself. */
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
 	struct listener *li = arg;
 	int err = EVUTIL_SOCKET_ERROR();
-	log_error(NULL, NULL, "accept on %s failed: %s", li->bound, evutil_socket_error_to_string(err));
-	/* EMFILE and friends: back off rather than spin; the listener stays. */
+	uint64_t held;
+	conn_refusal_count(CONN_REFUSED_ACCEPT_FAILED);
+	li->failing++;
+	pause_accepting(li);
+	if (log_flood_ok(&li->flood, clock_now_ms(), &held))
+		log_error(NULL, NULL, "accept on %s failed: %s; accepting paused for %u ms at a time "
+			  "(%llu more failures in the last second, %llu in all)", li->bound,
+			  evutil_socket_error_to_string(err), li->s->cfg.accept_retry_ms,
+			  (unsigned long long)held,
+			  (unsigned long long)conn_refusals(CONN_REFUSED_ACCEPT_FAILED));
+}
+
+/* Start-up: take every descriptor the hard limit allows, and say so when
+ * max_connections could not be reached with them. */
+#define FD_RESERVE 32    /* database, its journal, listeners, the loop's own, stdio */
+static void raise_nofile(const struct cfg *cfg)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit want = {rl.rlim_max, rl.rlim_max};
+		if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+			rl.rlim_cur = rl.rlim_max;
+		else
+			log_warn(NULL, NULL, "cannot raise the open-files limit from %llu to %llu: %s",
+				 (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+				 strerror(errno));
+	}
+	if (rl.rlim_cur == RLIM_INFINITY)
+		return;
+	unsigned long long reserve = FD_RESERVE + cfg->nlisteners;
+	unsigned long long usable = rl.rlim_cur > reserve ? rl.rlim_cur - reserve : 0;
+	if (cfg->max_connections > usable)
+		log_warn(NULL, NULL, "max_connections %zu is above what the open-files limit of %llu "
+			 "allows (about %llu connections); past it accepting pauses. Raise the limit "
+			 "(LimitNOFILE= in the unit, ulimit -n) or lower max_connections",
+			 cfg->max_connections, (unsigned long long)rl.rlim_cur, usable);
+	else
+		log_info(NULL, NULL, "open-files limit %llu", (unsigned long long)rl.rlim_cur);
 }
 
 static int bind_one(struct server *s, struct listener *li, char *err, size_t errlen)
@@ -284,9 +373,12 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 static void server_free(struct server *s)
 {
 	conn_free_all();
-	for (size_t i = 0; i < s->nlisteners; i++)
+	for (size_t i = 0; i < s->nlisteners; i++) {
 		if (s->listeners[i].ev)
 			evconnlistener_free(s->listeners[i].ev);
+		if (s->listeners[i].retry)
+			event_free(s->listeners[i].retry);
+	}
 	protocol_teardown_all();
 	if (s->router)
 		router_free(s->router);
@@ -377,8 +469,10 @@ int server_run(int argc, char **argv, void (*prepare)(struct cfg *c))
 		return 1;
 	}
 	conn_module_init(s->base, &s->cfg);
+	raise_nofile(&s->cfg);
 	for (size_t i = 0; i < s->cfg.nlisteners; i++) {
 		s->listeners[i].spec = s->cfg.listeners[i];
+		s->listeners[i].s = s;
 		s->nlisteners++;
 		if (bind_one(s, &s->listeners[i], err, sizeof(err)) < 0) {
 			log_error(NULL, NULL, "%s", err);

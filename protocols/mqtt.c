@@ -358,6 +358,8 @@ static int handle_publish(struct mqtt_conn *mc, const struct mqtt_packet *pk)
 	uint64_t before = store_submitted(mc->b->store);
 	struct message *m;
 
+	conn_count_publish(mc->c);
+
 	/* MQTT-4.3.3-2: the first copy is delivered, later ones before PUBREL
 	 * only acknowledged again. */
 	if (p->qos == 2 && mqtt_sess_qos2_held(mc->sess, p->id))

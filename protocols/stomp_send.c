@@ -8,6 +8,7 @@
 #include "route/message.h"
 #include "route/router.h"
 #include "stomp_session.h"
+#include "net/conn.h"
 
 /* ---- SEND ---- */
 
@@ -92,6 +93,7 @@ static int deliver_send(struct stomp_session *s, const struct stomp_frame *f, st
 
 int stomp_on_send(struct stomp_session *s, const struct stomp_frame *f)
 {
+	conn_count_publish(s->c);
 	const char *dest = stomp_frame_get(f, "destination");
 	if (!dest || !*dest)
 		return stomp_fail(s, f, "missing destination header", NULL);

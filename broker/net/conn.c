@@ -257,6 +257,7 @@ static void conn_destroy(struct conn *c)
 		c->proto->close(c->session, c->why_set ? c->why : PROTO_CLOSED_ERROR);
 	c->session = NULL;
 	ws_free(c);
+	conn_lim_free(c);
 	struct event *evs[] = {c->hs_timer, c->sess_timer, c->close_timer};
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
@@ -288,8 +289,8 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 static void raw_input(struct conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	while (c->phase == CONN_OPEN && evbuffer_get_length(in)) {
-		size_t n = evbuffer_remove(in, conn_m.scratch, sizeof(conn_m.scratch));
+	while (c->phase == CONN_OPEN && evbuffer_get_length(in) && !c->lim.paused) {
+		size_t n = evbuffer_remove(in, conn_m.scratch, conn_lim_piece(sizeof(conn_m.scratch)));
 		if (c->proto->input(c->session, conn_m.scratch, n) < 0)
 			return;
 	}
@@ -297,7 +298,7 @@ static void raw_input(struct conn *c)
 
 /* Hand input to whoever reads it in the current phase, again whenever the
  * phase changed (an upgrade leaves frames behind the HTTP head). */
-static void process_input(struct conn *c)
+void conn_process_input(struct conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	for (;;) {
@@ -329,13 +330,14 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 	c->last_rx_ms = clock_now_ms();
 	c->ws.ping_out = false;
-	process_input(c);
+	conn_process_input(c);
 }
 
 /* bufferevent's write event, armed only while the socket is full. */
 static void write_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
+	conn_lim_output(c, conn_pending(c));
 	if (conn_pending(c) != 0)
 		return;
 	c->wwait = false;
@@ -375,22 +377,31 @@ static void format_peer(char *out, size_t cap, const struct sockaddr *sa)
 	}
 }
 
-void conn_accept(int fd, const struct sockaddr *sa, int socklen, enum listener_kind kind)
+int conn_accept(int fd, const struct sockaddr *sa, int socklen, enum listener_kind kind)
 {
 	char peer[64];
 	format_peer(peer, sizeof(peer), sa);
-	if (conn_m.shutting_down || conn_m.nlive >= conn_m.cfg->max_connections) {
-		log_warn(peer, NULL, "refusing connection: %s", conn_m.shutting_down ?
-			 "shutting down" : "max_connections reached");
+	if (conn_m.shutting_down) {
+		log_info(peer, NULL, "refusing connection: shutting down");
 		evutil_closesocket(fd);
-		return;
+		return CONN_ACCEPT_REFUSED;
+	}
+	if (conn_m.nlive >= conn_m.cfg->max_connections) {
+		conn_lim_refused_max(peer);
+		evutil_closesocket(fd);
+		return CONN_ACCEPT_FULL;
 	}
 	struct conn *c = calloc(1, sizeof(*c));
 	if (!c) {
 		evutil_closesocket(fd);
-		return;
+		return CONN_ACCEPT_REFUSED;
 	}
 	memcpy(c->peer, peer, sizeof(peer));
+	if (conn_lim_accept(c, sa) < 0) {
+		free(c);
+		evutil_closesocket(fd);
+		return CONN_ACCEPT_REFUSED;
+	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	evutil_make_socket_nonblocking(fd);
@@ -401,8 +412,12 @@ void conn_accept(int fd, const struct sockaddr *sa, int socklen, enum listener_k
 		if (!c->bev)
 			evutil_closesocket(fd);
 		conn_destroy(c);
-		return;
+		return CONN_ACCEPT_REFUSED;
 	}
+	/* With a soft output limit, bufferevent's writes call write_cb as soon
+	 * as the output is back at the limit: that stops its clock. */
+	if (conn_m.cfg->out_soft_limit)
+		bufferevent_setwatermark(c->bev, EV_WRITE, conn_m.cfg->out_soft_limit, 0);
 	c->kind = kind;
 	c->last_rx_ms = clock_now_ms();
 	c->next = conn_m.live;
@@ -416,6 +431,7 @@ void conn_accept(int fd, const struct sockaddr *sa, int socklen, enum listener_k
 	log_debug(peer, NULL, "accepted on a %s listener", cfg_listener_kind_name(kind));
 	sniff_start(c);
 	(void)socklen;
+	return CONN_ACCEPTED;
 }
 
 /* ---- module ---- */

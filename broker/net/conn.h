@@ -72,6 +72,12 @@ enum conn_close_reason {
 void conn_close(struct conn *c, enum conn_close_reason reason, const char *text);
 bool conn_closing(const struct conn *c);
 
+/* A session calls this once per message its client publishes (MQTT
+ * PUBLISH, STOMP SEND). With publish_rate_limit set, a client past its
+ * burst is slowed: conn stops reading its socket until the bucket has
+ * refilled. Nothing is dropped and the connection stays. */
+void conn_count_publish(struct conn *c);
+
 /* Call the protocol's tick after delay_ms (replaces a pending one);
  * 0 cancels. */
 void conn_timer(struct conn *c, uint64_t delay_ms);

@@ -7,6 +7,7 @@
 #define WSB_CONN_INT_H
 #include "conn.h"
 #include "config.h"
+#include "conn_limit.h"
 #include "protocol.h"
 #include "ws.h"
 #include <event2/util.h>
@@ -89,6 +90,7 @@ struct conn {
 	struct ws_state ws;
 	uint64_t last_rx_ms;
 	struct event *hs_timer, *sess_timer, *close_timer;
+	struct conn_lim lim;            /* conn_limit.c */
 };
 
 /* The module's state; defined in conn.c. */
@@ -117,6 +119,12 @@ void conn_set_why(struct conn *c, enum proto_close_reason why);
 void conn_arm(struct event *ev, uint64_t ms);
 /* The output buffer is empty: finish a close waiting for it. */
 void conn_output_drained(struct conn *c);
+/* Hand buffered input to whoever reads it in the current phase. */
+void conn_process_input(struct conn *c);
+
+/* conn_limit.c: reading is paused by publish_rate_limit; input loops stop
+ * feeding the session until the pause ends. */
+bool conn_input_paused(const struct conn *c);
 
 /* conn_out.c */
 void conn_ws_send_frame(struct conn *c, uint8_t opcode, const void *data, size_t len);

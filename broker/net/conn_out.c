@@ -52,10 +52,12 @@ static int send_check(struct conn *c, size_t len)
 		log_warn(c->peer, c->client_id,
 			 "slow consumer: %zu bytes queued, past out_hard_limit %zu; disconnecting",
 			 conn_pending(c), conn_m.cfg->out_hard_limit);
+		conn_lim_count_hard();
 		conn_set_why(c, PROTO_CLOSED_ERROR);
 		conn_enter(c, CONN_DEAD);
 		return -1;
 	}
+	conn_lim_output(c, conn_pending(c) + len);
 	if (!c->answered) {
 		c->answered = true;
 		if (c->hs_timer)
@@ -204,6 +206,7 @@ static void flush_one(struct conn *c)
 		conn_enter(c, CONN_DEAD);
 		return;
 	}
+	conn_lim_output(c, evbuffer_get_length(out));
 	if (evbuffer_get_length(out)) {
 		c->wwait = true;
 		bufferevent_enable(c->bev, EV_WRITE);

@@ -121,6 +121,7 @@ static int ws_payload(struct conn *c, struct evbuffer *in)
 		size_t take = left < avail ? (size_t)left : avail;
 		if (take > sizeof(conn_m.scratch))
 			take = sizeof(conn_m.scratch);
+		take = conn_lim_piece(take);
 		uint8_t *p = conn_m.scratch;
 		if (take) {
 			evbuffer_remove(in, p, take);
@@ -141,6 +142,8 @@ static int ws_payload(struct conn *c, struct evbuffer *in)
 			return -1;
 		if (last)
 			return 1;
+		if (conn_input_paused(c))
+			return 0;          /* publish_rate_limit: the rest waits */
 	}
 }
 
@@ -148,7 +151,7 @@ void ws_input(struct conn *c)
 {
 	struct ws_state *ws = &c->ws;
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	while (c->phase == CONN_OPEN || c->phase == CONN_CLOSING) {
+	while ((c->phase == CONN_OPEN || c->phase == CONN_CLOSING) && !conn_input_paused(c)) {
 		if (ws->in_frame) {
 			if (ws_payload(c, in) <= 0)
 				return;

@@ -70,12 +70,13 @@ class Broker:
 
     # -- life cycle --
     def start(self, binary="wsbroker", args=(), config_text=None, wait=True,
-              port_file=True, default_listeners=True, log_level="debug"):
+              port_file=True, default_listeners=True, log_level="debug", preexec_fn=None):
         """Spawn the broker. binary: 'wsbroker', 'echo-broker' or a path.
         config_text: written to a file passed with -c. Unless args contain
         --listen (or the config has a listener line), the four default test
         listeners are added, all on free ports. log_level: passed as
-        --log-level unless None or args carry their own."""
+        --log-level unless None or args carry their own. preexec_fn: run
+        in the child before exec (resource limits)."""
         exe = BINARIES.get(binary, Path(binary))
         if not exe.exists():
             pytest.fail("broker binary %s not built (WSB_BUILD_DIR=%s)" % (exe, BUILD))
@@ -103,7 +104,8 @@ class Broker:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=subprocess.STDOUT,
-                                     cwd=str(self.dir), env=_sanitizer_env())
+                                     cwd=str(self.dir), env=_sanitizer_env(),
+                                     preexec_fn=preexec_fn)
         if wait and port_file:
             self._wait_port_file()
         return self
