@@ -3,6 +3,7 @@
 #include "clock.h"
 #include "config.h"
 #include "net/conn_module.h"
+#include "net/tls.h"
 #include "log.h"
 #include "notify.h"
 #include "protocol.h"
@@ -220,6 +221,18 @@ static void reload_config(struct server *s)
 		log_error(NULL, NULL, "SIGHUP: users not reloaded: %s", err);
 		return;
 	}
+	/* A certificate or key that does not load keeps the running context
+	 * (and its settings); the rest of the reload goes on. */
+	struct tls_ctx *tls;
+	if (tls_ctx_for(&next, &tls, err, sizeof(err)) < 0) {
+		log_error(NULL, NULL, "SIGHUP: TLS not reloaded, the old certificate stays: %s", err);
+		tls_keep_settings(&next, &s->cfg);
+	} else {
+		conn_set_tls(tls);
+		if (tls)
+			log_info(NULL, NULL, "SIGHUP: TLS certificate %s reloaded for new connections",
+				 next.tls_cert);
+	}
 	/* Only the keys whose row says reload are taken; listeners stay. */
 	char ignored[400];
 	if (cfg_apply_reloadable(&s->cfg, &next, ignored, sizeof(ignored)) > 0)
@@ -297,8 +310,16 @@ int server_run(int argc, char **argv, void (*prepare)(struct cfg *c))
 		free(s);
 		return 2;
 	}
+	struct tls_ctx *tls;
+	if (tls_ctx_for(&s->cfg, &tls, err, sizeof(err)) < 0) {
+		fprintf(stderr, "wsbroker: %s\n", err);
+		auth_reset();
+		free(s);
+		return 2;
+	}
 	if (s->cfg.action == CFG_ACTION_CHECK) {
 		/* Valid as far as can be known without a socket or the database. */
+		tls_ctx_free(tls);
 		auth_reset();
 		rc = cfg_print_settings(&s->cfg, stdout, stderr);
 		free(s);
@@ -309,6 +330,7 @@ int server_run(int argc, char **argv, void (*prepare)(struct cfg *c))
 	 * aware before the base exists. */
 	if (evthread_use_pthreads() < 0) {
 		fprintf(stderr, "wsbroker: libevent has no pthreads support\n");
+		tls_ctx_free(tls);
 		free(s);
 		return 1;
 	}
@@ -316,6 +338,7 @@ int server_run(int argc, char **argv, void (*prepare)(struct cfg *c))
 	struct router_limits lim = {.queue_max_messages = s->cfg.queue_max_messages};
 	s->router = router_new(&lim);
 	if (!s->base || !s->router) {
+		tls_ctx_free(tls);
 		fprintf(stderr, "wsbroker: out of memory at start-up\n");
 		server_free(s);
 		return 1;
@@ -323,10 +346,12 @@ int server_run(int argc, char **argv, void (*prepare)(struct cfg *c))
 	s->env.router = s->router;
 	s->env.cfg = &s->cfg;
 	if (open_store(s) < 0) {
+		tls_ctx_free(tls);
 		server_free(s);
 		return 1;
 	}
 	conn_module_init(s->base, &s->cfg);
+	conn_set_tls(tls);
 	for (size_t i = 0; i < s->cfg.nlisteners; i++) {
 		s->listeners[i].spec = s->cfg.listeners[i];
 		s->nlisteners++;

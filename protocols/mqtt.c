@@ -208,6 +208,11 @@ static int check_login(struct mqtt_conn *mc, const struct mqtt_connect *c)
 	char *user = NULL;
 	enum auth_result r;
 
+	const char *cert = conn_tls_identity(mc->c);
+	if (cert) { /* tls_cert_as_username: the certificate is the login */
+		log_info(conn_peer(mc->c), NULL, "login %s by client certificate", cert);
+		return 0;
+	}
 	if (c->has_username && !(user = str_dup(c->username)))
 		return -1;
 	r = auth_check(user, c->has_password ? (const char *)c->password.p : NULL,

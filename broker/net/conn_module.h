@@ -15,6 +15,11 @@ void conn_module_init(struct event_base *base, const struct cfg *cfg);
 /* Take over an accepted socket from a listener of the given kind. */
 void conn_accept(int fd, const struct sockaddr *sa, int socklen, enum listener_kind kind);
 size_t conn_count(void);
+/* The TLS context for connections accepted from now on (NULL: none); the
+ * module owns it and frees the one it replaces (connections using that one
+ * keep it until they end). */
+struct tls_ctx;
+void conn_set_tls(struct tls_ctx *t);
 /* Graceful stop: goodbye + close on every connection; all_gone runs once
  * the last one is freed. */
 void conn_shutdown_all(void (*all_gone)(void *arg), void *arg);
