@@ -65,7 +65,7 @@ static const struct cfg_key keys[] = {
 	  "A verified client certificate's common name (CN) is the client's login, without a password."),
 	K("tls_min_version", CFG_T_CHOICE, tls_min_version, "1.2", 0, 0, "1.2, 1.3", true,
 	  "The oldest TLS version a client may use."),
-	K("tls_ciphers", CFG_T_STR, tls_ciphers, "", 0, 0, "OPENSSL-CIPHER-LIST", true,
+	K("tls_ciphers", CFG_T_STR, tls_ciphers, "", 0, 0, "CIPHER:CIPHER...", true,
 	  "TLS 1.2 cipher list in OpenSSL's syntax; empty keeps OpenSSL's default."),
 	K("tls_ciphersuites", CFG_T_STR, tls_ciphersuites, "", 0, 0, "SUITE:SUITE...", true,
 	  "TLS 1.3 cipher suites in OpenSSL's syntax; empty keeps OpenSSL's default."),
