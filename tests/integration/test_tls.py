@@ -393,3 +393,28 @@ def test_sighup_broken_certificate_keeps_the_old(start_broker, pki, tmp_path):
     assert "reloaded for new connections" not in log
     assert peer_serial(pki, port) == file_serial(str(pki["server"]) + ".pem")
     mqtt_round_trip(pki, port, topic="broken/t")
+
+
+# ---- the way out ----
+
+@pytest.mark.parametrize("kind", ["stomps", "auto"])
+def test_close_notify_after_the_last_word(start_broker, pki, kind):
+    """The broker's last word (a STOMP ERROR) is followed by close_notify: a
+    client that treats a bare TCP close as truncation reads a clean end, at
+    once rather than when close_timeout_ms gives up on the connection."""
+    b = start_broker(config_text=tls_conf(pki, ["127.0.0.1:0/" + kind],
+                                          "close_timeout_ms 20000\n"))
+    raw = socket.create_connection((HOST, b.port(kind)), timeout=WAIT)
+    s = client_ctx(pki).wrap_socket(raw, server_hostname=HOST, suppress_ragged_eofs=False)
+    with s:
+        s.sendall(b"CONNECT\naccept-version:1.2\nhost:x\n\n\0NONSENSE\n\n\0")
+        t0 = time.monotonic()
+        data = b""
+        while True:
+            chunk = s.recv(4096)   # SSLEOFError here: no close_notify came
+            if not chunk:
+                break
+            data += chunk
+        took = time.monotonic() - t0
+    assert b"CONNECTED\n" in data and b"ERROR\n" in data
+    assert took < 5.0
