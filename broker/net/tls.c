@@ -28,6 +28,10 @@ static void openssl_reason(char *buf, size_t len)
 		; /* the first is the cause; the rest say where it surfaced */
 	if (e) {
 		const char *r = ERR_reason_error_string(e);
+#ifdef ERR_SYSTEM_ERROR
+		if (ERR_SYSTEM_ERROR(e)) /* a file that cannot be opened: errno */
+			r = strerror(ERR_GET_REASON(e));
+#endif
 		if (r)
 			snprintf(buf, len, "%s", r);
 		else
