@@ -14,6 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Encrypted bytes an auto listener's TLS connection holds below the filter
+ * (what the socket has not taken yet); the rest waits unencrypted in the
+ * output that conn_pending counts. */
+#define TLS_FILTER_HIGH (64 * 1024)
+#define TLS_FILTER_LOW (16 * 1024)
+
 struct tls_ctx {
 	SSL_CTX *ctx;
 };
@@ -202,6 +208,10 @@ int tls_start_sniffed(struct conn *c)
 		return -1;
 	}
 	setup(bev);
+	/* The filter encrypts into the plain bufferevent's output; without a
+	 * high-water mark there it would move everything queued for a slow
+	 * reader out of conn_pending's sight and past out_hard_limit. */
+	bufferevent_setwatermark(under, EV_WRITE, TLS_FILTER_LOW, TLS_FILTER_HIGH);
 	c->bev = bev;
 	c->ssl = ssl;
 	log_debug(c->peer, NULL, "TLS ClientHello on an auto listener");
