@@ -229,9 +229,11 @@ void tls_handshake_done(struct conn *c)
 {
 	X509 *cert = SSL_get_peer_certificate(c->ssl);
 	char cn[256] = "";
-	if (cert && SSL_get_verify_result(c->ssl) == X509_V_OK &&
-	    X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn,
-				      sizeof(cn)) > 0) {
+	int n = cert && SSL_get_verify_result(c->ssl) == X509_V_OK ?
+		X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn,
+					  sizeof(cn)) : -1;
+	/* A CN with a NUL inside would log in as its prefix: no identity. */
+	if (n > 0 && (size_t)n == strlen(cn)) {
 		free(c->tls_identity);
 		c->tls_identity = strdup(cn);
 	}
