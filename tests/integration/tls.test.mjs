@@ -54,8 +54,17 @@ after(async () => {
   assert.equal(code, 0, `broker exit status\n${broker.log()}`);
 });
 
-const within = (p, what) => Promise.race([p, new Promise((_, rej) =>
-  setTimeout(() => rej(new Error(`${what} not within ${WAIT_MS} ms\n${broker.log()}`)), WAIT_MS))]);
+async function within(p, what) {
+  let timer;
+  const late = new Promise((_, rej) => {
+    timer = setTimeout(() => rej(new Error(`${what} not within ${WAIT_MS} ms\n${broker.log()}`)), WAIT_MS);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 async function mqttClient(url) {
   const c = mqtt.connect(url, { ca, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: WAIT_MS });
