@@ -75,6 +75,16 @@ static int configure(SSL_CTX *ctx, const struct cfg *c, char *err, size_t errlen
 				      TLS1_2_VERSION);
 	/* Renegotiation is an old way to make a server work for nothing. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	/* No TLS 1.3 session tickets: they arrive after the handshake, and a
+	 * client that reads and writes one TLS socket from two threads
+	 * (stomp.py) sometimes loses its CONNECT to them; a broker's
+	 * connections live long, so resumption saves little. */
+	SSL_CTX_set_num_tickets(ctx, 0);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+	/* A client that closes without close_notify has ended, not failed
+	 * (OpenSSL 3 would report an error libevent does not see as EOF). */
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
 	/* Resumed sessions check the client certificate's context. */
 	SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
 	if (SSL_CTX_use_certificate_chain_file(ctx, c->tls_cert) != 1)
@@ -253,7 +263,12 @@ void tls_log_failure(struct conn *c, short what)
 	ERR_clear_error();
 	if (first) {
 		const char *r = ERR_reason_error_string(first);
-		snprintf(why, sizeof(why), "%s", r ? r : "unknown OpenSSL error");
+		if (r)
+			snprintf(why, sizeof(why), "%s", r);
+		else if (ERR_GET_LIB(first) == 0) /* libevent's SSL_ERROR_SYSCALL */
+			snprintf(why, sizeof(why), "connection reset or I/O error");
+		else
+			ERR_error_string_n(first, why, sizeof(why));
 		long v = SSL_get_verify_result(c->ssl);
 		if (v != X509_V_OK) {
 			size_t n = strlen(why);
