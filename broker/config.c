@@ -15,7 +15,7 @@ static const struct cfg_key keys[] = {
 	K("listener", CFG_T_LISTENER, listeners,
 	  "127.0.0.1:8080/auto, 127.0.0.1:1883/mqtt, 127.0.0.1:61613/stomp", 0, CFG_MAX_LISTENERS,
 	  "[ADDR:]PORT[/KIND]", false,
-	  "Where to accept clients, repeatable; KIND is auto, ws, mqtt or stomp."),
+	  "Where to accept clients, repeatable; KIND is auto, ws, mqtt, stomp, or over TLS wss, mqtts, stomps (auto takes TLS too once tls_cert is set)."),
 	K("db", CFG_T_STR, db_path, "wsbroker.db", 0, 0, "PATH", false,
 	  "SQLite database file, relative to the working directory; :memory: keeps nothing across restarts."),
 	K("sync", CFG_T_CHOICE, sync, "full", 0, 0, "full, normal, off", false,
@@ -75,6 +75,22 @@ static const struct cfg_key keys[] = {
 	  "After this many seconds without a failed login an address starts again from login_fail_delay_ms; a successful login resets it at once."),
 	K("login_fail_max_addresses", CFG_T_SIZE, login_fail_max_addresses, "10000", 1, 10000000, NULL, true,
 	  "Addresses whose failed logins are remembered; when full, the one that failed least recently is forgotten."),
+	K("tls_cert", CFG_T_STR, tls_cert, "", 0, 0, "PATH", true,
+	  "The server certificate in PEM, followed by its chain; required by a wss, mqtts or stomps listener, and lets auto listeners take TLS; SIGHUP reloads it for new connections."),
+	K("tls_key", CFG_T_STR, tls_key, "", 0, 0, "PATH", true,
+	  "The private key of tls_cert in PEM (unencrypted); SIGHUP reloads it with the certificate."),
+	K("tls_ca", CFG_T_STR, tls_ca, "", 0, 0, "PATH", true,
+	  "CA certificates in PEM that client certificates are verified against; when set, clients are asked for a certificate."),
+	K("tls_require_cert", CFG_T_BOOL, tls_require_cert, "false", 0, 0, "true or false", true,
+	  "Refuse the TLS handshake of a client without a certificate that tls_ca verifies."),
+	K("tls_cert_as_username", CFG_T_BOOL, tls_cert_as_username, "false", 0, 0, "true or false", true,
+	  "A verified client certificate's common name (CN) is the client's login, without a password."),
+	K("tls_min_version", CFG_T_CHOICE, tls_min_version, "1.2", 0, 0, "1.2, 1.3", true,
+	  "The oldest TLS version a client may use."),
+	K("tls_ciphers", CFG_T_STR, tls_ciphers, "", 0, 0, "CIPHER:CIPHER...", true,
+	  "TLS 1.2 cipher list in OpenSSL's syntax; empty keeps OpenSSL's default."),
+	K("tls_ciphersuites", CFG_T_STR, tls_ciphersuites, "", 0, 0, "SUITE:SUITE...", true,
+	  "TLS 1.3 cipher suites in OpenSSL's syntax; empty keeps OpenSSL's default."),
 	K("stomp_max_headers", CFG_T_SIZE, stomp_max_headers, "64", 1, 100000, NULL, false,
 	  "Headers per STOMP frame."),
 	K("stomp_max_header_size", CFG_T_SIZE, stomp_max_header_size, "8KiB", 64, 1048576, NULL, false,
@@ -158,11 +174,27 @@ static int add_path(struct cfg *c, const char *path, const char *proto)
 	return 0;
 }
 
-static const char *const kind_names[] = {"auto", "ws", "mqtt", "stomp"};
+static const char *const kind_names[LISTEN_KINDS] = {
+	"auto", "ws", "mqtt", "stomp", "wss", "mqtts", "stomps"};
 
 const char *cfg_listener_kind_name(enum listener_kind k)
 {
-	return (unsigned)k < 4 ? kind_names[k] : "?";
+	return (unsigned)k < LISTEN_KINDS ? kind_names[k] : "?";
+}
+
+enum listener_kind cfg_listener_plain_kind(enum listener_kind k)
+{
+	switch (k) {
+	case LISTEN_WSS: return LISTEN_WS;
+	case LISTEN_MQTTS: return LISTEN_MQTT;
+	case LISTEN_STOMPS: return LISTEN_STOMP;
+	default: return k;
+	}
+}
+
+bool cfg_listener_is_tls(enum listener_kind k)
+{
+	return k == LISTEN_WSS || k == LISTEN_MQTTS || k == LISTEN_STOMPS;
 }
 
 int cfg_parse_listener(const char *spec, struct cfg_listener *out)
@@ -176,7 +208,7 @@ int cfg_parse_listener(const char *spec, struct cfg_listener *out)
 	if (slash) {
 		*slash = 0;
 		int found = 0;
-		for (int i = 0; i < 4; i++) {
+		for (int i = 0; i < LISTEN_KINDS; i++) {
 			if (strcmp(slash + 1, kind_names[i]) == 0) {
 				l.kind = (enum listener_kind)i;
 				found = 1;
@@ -344,7 +376,7 @@ static int set_listener(struct cfg *c, const char *value, int origin, char *err,
 {
 	struct cfg_listener l;
 	if (cfg_parse_listener(value, &l) < 0)
-		return errf(err, errlen, "bad listener '%s' (expected [ADDR:]PORT[/auto|ws|mqtt|stomp])", value);
+		return errf(err, errlen, "bad listener '%s' (expected [ADDR:]PORT[/auto|ws|mqtt|stomp|wss|mqtts|stomps])", value);
 	if (c->listeners_origin != origin) {
 		c->nlisteners = 0;
 		c->listeners_origin = origin;

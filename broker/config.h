@@ -17,7 +17,19 @@
 #define CFG_MAX_ORIGINS 32
 #define CFG_MAX_KEYS 128         /* rows the key table may have */
 
-enum listener_kind { LISTEN_AUTO = 0, LISTEN_WS, LISTEN_MQTT, LISTEN_STOMP };
+/* The TLS kinds are their plain kind inside a TLS tunnel; auto also takes
+ * TLS (a ClientHello) when a certificate is configured. */
+enum listener_kind {
+	LISTEN_AUTO = 0, LISTEN_WS, LISTEN_MQTT, LISTEN_STOMP,
+	LISTEN_WSS, LISTEN_MQTTS, LISTEN_STOMPS
+};
+#define LISTEN_KINDS 7
+/* wss -> ws, mqtts -> mqtt, stomps -> stomp; the others are themselves. */
+enum listener_kind cfg_listener_plain_kind(enum listener_kind k);
+bool cfg_listener_is_tls(enum listener_kind k);
+
+/* enum tls_min_version's order, as tls_min_version reads it. */
+enum cfg_tls_version { CFG_TLS_12 = 0, CFG_TLS_13 };
 
 struct cfg_listener {
 	char addr[64];           /* numeric IPv4/IPv6 address */
@@ -90,6 +102,16 @@ struct cfg {
 	 * index), so that a rule can tell "set to its default" from "left
 	 * at its default" */
 	bool key_set[CFG_MAX_KEYS];
+
+	/* TLS */
+	char tls_cert[512];
+	char tls_key[512];
+	char tls_ca[512];
+	bool tls_require_cert;
+	bool tls_cert_as_username;
+	int tls_min_version;     /* enum cfg_tls_version */
+	char tls_ciphers[512];
+	char tls_ciphersuites[512];
 
 	/* STOMP */
 	size_t stomp_max_headers;

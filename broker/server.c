@@ -4,6 +4,7 @@
 #include "clock.h"
 #include "config.h"
 #include "net/conn_module.h"
+#include "net/tls.h"
 #include "log.h"
 #include "notify.h"
 #include "protocol.h"
@@ -343,6 +344,18 @@ static void reload_config(struct server *s)
 	if (acl)
 		log_info(NULL, NULL, "SIGHUP: %zu ACL rules from %s", acl_rule_count(acl),
 			 next.acl_file);
+	/* A certificate or key that does not load keeps the running context
+	 * (and its settings); the rest of the reload goes on. */
+	struct tls_ctx *tls;
+	if (tls_ctx_for(&next, &tls, err, sizeof(err)) < 0) {
+		log_error(NULL, NULL, "SIGHUP: TLS not reloaded, the old certificate stays: %s", err);
+		tls_keep_settings(&next, &s->cfg);
+	} else {
+		conn_set_tls(tls);
+		if (tls)
+			log_info(NULL, NULL, "SIGHUP: TLS certificate %s reloaded for new connections",
+				 next.tls_cert);
+	}
 	/* Only the keys whose row says reload are taken; listeners stay. */
 	char ignored[400];
 	if (cfg_apply_reloadable(&s->cfg, &next, ignored, sizeof(ignored)) > 0)
@@ -433,8 +446,17 @@ int server_run(int argc, char **argv, void (*prepare)(struct cfg *c))
 		free(s);
 		return 2;
 	}
+	struct tls_ctx *tls;
+	if (tls_ctx_for(&s->cfg, &tls, err, sizeof(err)) < 0) {
+		fprintf(stderr, "wsbroker: %s\n", err);
+		acl_free(s->acl.acl);
+		auth_reset();
+		free(s);
+		return 2;
+	}
 	if (s->cfg.action == CFG_ACTION_CHECK) {
 		/* Valid as far as can be known without a socket or the database. */
+		tls_ctx_free(tls);
 		auth_reset();
 		acl_free(s->acl.acl);
 		rc = cfg_print_settings(&s->cfg, stdout, stderr);
@@ -447,6 +469,7 @@ int server_run(int argc, char **argv, void (*prepare)(struct cfg *c))
 	if (evthread_use_pthreads() < 0) {
 		fprintf(stderr, "wsbroker: libevent has no pthreads support\n");
 		acl_free(s->acl.acl);
+		tls_ctx_free(tls);
 		free(s);
 		return 1;
 	}
@@ -454,6 +477,7 @@ int server_run(int argc, char **argv, void (*prepare)(struct cfg *c))
 	struct router_limits lim = {.queue_max_messages = s->cfg.queue_max_messages};
 	s->router = router_new(&lim);
 	if (!s->base || !s->router) {
+		tls_ctx_free(tls);
 		fprintf(stderr, "wsbroker: out of memory at start-up\n");
 		server_free(s);
 		return 1;
@@ -465,11 +489,13 @@ int server_run(int argc, char **argv, void (*prepare)(struct cfg *c))
 		log_info(NULL, NULL, "%zu ACL rules from %s", acl_rule_count(s->acl.acl),
 			 s->cfg.acl_file);
 	if (open_store(s) < 0) {
+		tls_ctx_free(tls);
 		server_free(s);
 		return 1;
 	}
 	conn_module_init(s->base, &s->cfg);
 	raise_nofile(&s->cfg);
+	conn_set_tls(tls);
 	for (size_t i = 0; i < s->cfg.nlisteners; i++) {
 		s->listeners[i].spec = s->cfg.listeners[i];
 		s->listeners[i].s = s;

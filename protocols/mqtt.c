@@ -225,6 +225,17 @@ static int check_login(struct mqtt_conn *mc, const struct mqtt_connect *c, uint6
 	enum auth_result r;
 
 	*delay_ms = 0;
+	const char *cert = conn_tls_identity(mc->c);
+	if (cert) { /* tls_cert_as_username: the certificate is the login */
+		char *login = strdup(cert);
+
+		if (!login)
+			return -1;
+		log_info(conn_peer(mc->c), NULL, "login %s by client certificate", cert);
+		free(mc->login);
+		mc->login = login;   /* what the ACL is checked with */
+		return 0;
+	}
 	if (c->has_username && !(user = str_dup(c->username)))
 		return -1;
 	r = auth_check(user, c->has_password ? (const char *)c->password.p : NULL,

@@ -299,9 +299,13 @@ int stomp_on_connect(struct stomp_session *s, const struct stomp_frame *f)
 
 	const char *login = stomp_frame_get(f, "login");
 	const struct stomp_header *pass = stomp_frame_header(f, "passcode");
+	const char *cert = conn_tls_identity(s->c);
 	uint64_t delay;
-	if (auth_check(login, pass ? pass->value : NULL, pass ? pass->value_len : 0,
-		       conn_peer(s->c), &delay) != AUTH_OK) {
+	if (cert) { /* tls_cert_as_username: the certificate is the login */
+		login = cert;
+		log_info(conn_peer(s->c), NULL, "login %s by client certificate", cert);
+	} else if (auth_check(login, pass ? pass->value : NULL, pass ? pass->value_len : 0,
+			      conn_peer(s->c), &delay) != AUTH_OK) {
 		const char *receipt = stomp_frame_get(f, "receipt");
 		if (!delay)
 			return refuse_login(s, receipt);

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "protocol.h"
 #include "sniff.h"
+#include "tls.h"
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -30,6 +31,10 @@ const char *conn_peer(const struct conn *c) { return c->peer; }
 const char *conn_client_id(const struct conn *c) { return c->client_id; }
 bool conn_is_websocket(const struct conn *c) { return c->websocket; }
 const char *conn_ws_path(const struct conn *c) { return c->ws_path; }
+const char *conn_tls_identity(const struct conn *c)
+{
+	return conn_m.cfg->tls_cert_as_username ? c->tls_identity : NULL;
+}
 bool conn_closing(const struct conn *c) { return c->phase >= CONN_CLOSING; }
 size_t conn_count(void) { return conn_m.nlive; }
 
@@ -68,8 +73,8 @@ void conn_arm(struct event *ev, uint64_t ms)
 static void hs_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
-	log_info(c->peer, c->client_id, "handshake not completed within %u ms; closing",
-		 conn_m.cfg->handshake_timeout_ms);
+	log_info(c->peer, c->client_id, "%shandshake not completed within %u ms; closing",
+		 c->phase == CONN_TLS_HANDSHAKE ? "TLS " : "", conn_m.cfg->handshake_timeout_ms);
 	conn_set_why(c, PROTO_CLOSED_TIMEOUT);
 	if (c->websocket)
 		conn_close(c, CONN_CLOSE_POLICY, "handshake timeout");
@@ -144,7 +149,10 @@ static void arm_close_timer(struct conn *c)
 static void shut_write_when_flushed(struct conn *c)
 {
 	if (conn_pending(c) == 0 && !c->shut_wr) {
-		shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+		if (c->ssl)
+			tls_close_notify(c);
+		else
+			shutdown(c->fd, SHUT_WR);
 		c->shut_wr = true;
 	}
 }
@@ -176,7 +184,9 @@ static void reap_later(struct conn *c)
 #define TO(p) (1u << (p))
 /* The table drawn in conn_int.h: legal[from] has a bit for each `to`. */
 static const unsigned legal[] = {
-	[CONN_SNIFFING] = TO(CONN_HTTP) | TO(CONN_OPEN) | TO(CONN_FLUSHING) | TO(CONN_DEAD),
+	[CONN_TLS_HANDSHAKE] = TO(CONN_SNIFFING) | TO(CONN_FLUSHING) | TO(CONN_DEAD),
+	[CONN_SNIFFING] = TO(CONN_TLS_HANDSHAKE) | TO(CONN_HTTP) | TO(CONN_OPEN) | TO(CONN_FLUSHING) |
+			  TO(CONN_DEAD),
 	[CONN_HTTP] = TO(CONN_OPEN) | TO(CONN_FLUSHING) | TO(CONN_LINGERING) | TO(CONN_DEAD),
 	[CONN_OPEN] = TO(CONN_CLOSING) | TO(CONN_FLUSHING) | TO(CONN_LINGERING) | TO(CONN_DEAD),
 	[CONN_CLOSING] = TO(CONN_FLUSHING) | TO(CONN_LINGERING) | TO(CONN_DEAD),
@@ -186,7 +196,7 @@ static const unsigned legal[] = {
 };
 
 static const char *const phase_names[] = {
-	"sniffing", "http", "open", "closing", "flushing", "lingering", "dead",
+	"tls handshake", "sniffing", "http", "open", "closing", "flushing", "lingering", "dead",
 };
 
 void conn_enter(struct conn *c, enum conn_phase to)
@@ -205,6 +215,7 @@ void conn_enter(struct conn *c, enum conn_phase to)
 	}
 	c->phase = to;
 	switch (to) {
+	case CONN_TLS_HANDSHAKE:
 	case CONN_SNIFFING:
 	case CONN_HTTP:
 	case CONN_OPEN:
@@ -266,6 +277,7 @@ static void conn_destroy(struct conn *c)
 		bufferevent_free(c->bev);
 	free(c->client_id);
 	free(c->ws_path);
+	free(c->tls_identity);
 	free(c);
 }
 
@@ -304,6 +316,7 @@ void conn_process_input(struct conn *c)
 	for (;;) {
 		enum conn_phase before = c->phase;
 		switch (c->phase) {
+		case CONN_TLS_HANDSHAKE: return; /* nothing decrypted yet */
 		case CONN_SNIFFING: sniff_input(c); break;
 		case CONN_HTTP: sniff_http_input(c); break;
 		case CONN_OPEN:
@@ -348,7 +361,14 @@ static void write_cb(struct bufferevent *bev, void *arg)
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
-	if (what & BEV_EVENT_EOF) {
+	if (what & BEV_EVENT_CONNECTED) {
+		if (c->phase == CONN_TLS_HANDSHAKE)
+			conn_tls_ready(c);
+		return;
+	}
+	if (c->ssl) {
+		tls_log_failure(c, what);
+	} else if (what & BEV_EVENT_EOF) {
 		log_debug(c->peer, c->client_id, "peer closed the connection");
 		conn_set_why(c, PROTO_CLOSED_BY_PEER);
 	} else if (what & BEV_EVENT_ERROR) {
@@ -357,6 +377,20 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		conn_set_why(c, PROTO_CLOSED_ERROR);
 	}
 	conn_enter(c, CONN_DEAD);
+}
+
+void conn_setcb(struct conn *c)
+{
+	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+	bufferevent_enable(c->bev, EV_READ);   /* writes: see conn_out.c */
+}
+
+void conn_tls_ready(struct conn *c)
+{
+	tls_handshake_done(c);
+	conn_enter(c, CONN_SNIFFING);
+	sniff_start(c);
+	conn_process_input(c);
 }
 
 /* ---- accept ---- */
@@ -405,7 +439,15 @@ int conn_accept(int fd, const struct sockaddr *sa, int socklen, enum listener_ki
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	evutil_make_socket_nonblocking(fd);
-	c->bev = bufferevent_socket_new(conn_m.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->fd = fd;
+	c->kind = kind;
+	if (cfg_listener_is_tls(kind)) {
+		c->phase = CONN_TLS_HANDSHAKE;
+		c->bev = tls_accept_bev(c, fd);
+	} else {
+		c->phase = CONN_SNIFFING;
+		c->bev = bufferevent_socket_new(conn_m.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
 	c->hs_timer = evtimer_new(conn_m.base, hs_timeout_cb, c);
 	c->close_timer = evtimer_new(conn_m.base, close_timeout_cb, c);
 	if (!c->bev || !c->hs_timer || !c->close_timer) {
@@ -418,18 +460,18 @@ int conn_accept(int fd, const struct sockaddr *sa, int socklen, enum listener_ki
 	 * as the output is back at the limit: that stops its clock. */
 	if (conn_m.cfg->out_soft_limit)
 		bufferevent_setwatermark(c->bev, EV_WRITE, conn_m.cfg->out_soft_limit, 0);
-	c->kind = kind;
 	c->last_rx_ms = clock_now_ms();
 	c->next = conn_m.live;
 	if (conn_m.live)
 		conn_m.live->prev = c;
 	conn_m.live = c;
 	conn_m.nlive++;
-	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-	bufferevent_enable(c->bev, EV_READ);   /* writes: see conn_out.c */
+	conn_setcb(c);
+	/* The deadline covers the TLS handshake too. */
 	conn_arm(c->hs_timer, conn_m.cfg->handshake_timeout_ms);
 	log_debug(peer, NULL, "accepted on a %s listener", cfg_listener_kind_name(kind));
-	sniff_start(c);
+	if (c->phase == CONN_SNIFFING)
+		sniff_start(c);
 	(void)socklen;
 	return CONN_ACCEPTED;
 }
@@ -463,7 +505,7 @@ void conn_shutdown_all(void (*all_gone)(void *arg), void *arg)
 	for (struct conn *c = conn_m.live; c; c = next) {
 		next = c->next;
 		conn_set_why(c, PROTO_CLOSED_SHUTDOWN);
-		if (!c->proto) { /* sniffing, HTTP, or lingering after an HTTP reply */
+		if (!c->proto) { /* TLS, sniffing, HTTP, or lingering after an HTTP reply */
 			conn_enter(c, CONN_FLUSHING);
 			continue;
 		}
@@ -494,4 +536,12 @@ void conn_free_all(void)
 		event_free(conn_m.flush_ev);
 		conn_m.flush_ev = NULL;
 	}
+	conn_set_tls(NULL);
+}
+
+void conn_set_tls(struct tls_ctx *t)
+{
+	if (conn_m.tls)
+		tls_ctx_free(conn_m.tls);
+	conn_m.tls = t;
 }

@@ -1,5 +1,5 @@
 /* conn: one client connection and its transport (raw TCP or WebSocket over
- * it; TLS joins later). It owns the bufferevent, the WebSocket state, the
+ * it, each possibly inside TLS). It owns the bufferevent, the WebSocket state, the
  * handshake deadline, WebSocket keepalive pings, the session's timer and the
  * output bounds. It knows protocols only through struct protocol: sessions
  * send bytes with conn_send*, and conn frames them for the transport.
@@ -23,6 +23,11 @@ const char *conn_peer(const struct conn *c);
 const char *conn_client_id(const struct conn *c);
 void conn_set_client_id(struct conn *c, const char *id);
 bool conn_is_websocket(const struct conn *c);
+/* The login a verified TLS client certificate stands for (its CN) when
+ * tls_cert_as_username is on; NULL otherwise (plain TCP, no certificate,
+ * or the setting off). A session takes it as the login without a
+ * password. */
+const char *conn_tls_identity(const struct conn *c);
 /* The negotiated WebSocket path ("/mqtt"), NULL over raw TCP. */
 const char *conn_ws_path(const struct conn *c);
 

@@ -19,24 +19,30 @@
  * refuses a transition not drawn here (logged as a bug; WSB_STRICT test
  * builds abort), and does what entering each phase takes.
  *
- * The usual paths:
+ * The usual paths (TLS_HANDSHAKE only over TLS: a wss/mqtts/stomps
+ * listener starts there, an auto listener goes there from SNIFFING when
+ * the first byte is a ClientHello, and sniffs again inside the tunnel):
  *
- *   accept -> SNIFFING -> HTTP -> OPEN -> CLOSING -> FLUSHING -> DEAD
- *                           \          \-> LINGERING -> DEAD
- *                            \-> LINGERING -> DEAD
+ *   accept -> [TLS_HANDSHAKE ->] SNIFFING -> HTTP -> OPEN -> CLOSING -> FLUSHING -> DEAD
+ *                                              \          \-> LINGERING -> DEAD
+ *                                               \-> LINGERING -> DEAD
  *
  * Every legal transition (x):
  *
- *   from \ to   HTTP  OPEN  CLOSING  FLUSHING  LINGERING  DEAD
- *   SNIFFING     x     x              x                    x
- *   HTTP               x              x         x          x
- *   OPEN                     x        x         x          x
- *   CLOSING                           x         x          x
- *   FLUSHING                                               x
- *   LINGERING                         x                    x
+ *   from \ to       SNIFFING  TLS  HTTP  OPEN  CLOSING  FLUSHING  LINGERING  DEAD
+ *   TLS_HANDSHAKE     x                                  x                    x
+ *   SNIFFING                   x    x     x              x                    x
+ *   HTTP                                  x              x         x          x
+ *   OPEN                                        x        x         x          x
+ *   CLOSING                                              x         x          x
+ *   FLUSHING                                                                  x
+ *   LINGERING                                            x                    x
  *   DEAD
  *
  * Why each is taken:
+ *   TLS_HANDSHAKE -> SNIFFING  the handshake completed; what is spoken
+ *                           inside is decided as on a plain listener
+ *   SNIFFING  -> TLS_HANDSHAKE  auto listener, first byte 0x16, tls_cert set
  *   SNIFFING  -> HTTP       the first bytes are an HTTP request line, or a
  *                           WebSocket listener (accept decides at once)
  *   SNIFFING  -> OPEN       a protocol recognised its first bytes, or a
@@ -48,14 +54,20 @@
  *   OPEN      -> LINGERING  raw conn_close, or a broken WebSocket stream
  *   CLOSING   -> LINGERING  the stream broke while awaiting the peer's close
  *   OPEN, CLOSING -> FLUSHING  the peer's close frame arrived (ours echoed)
- *   SNIFFING, HTTP, LINGERING -> FLUSHING  graceful stop of a connection
- *                           that has no session
- *   any but DEAD -> DEAD    EOF, socket error, a timeout, output over its
- *                           hard limit, FLUSHING's output written
+ *   TLS_HANDSHAKE, SNIFFING, HTTP, LINGERING -> FLUSHING  graceful stop of a
+ *                           connection that has no session
+ *   any but DEAD -> DEAD    EOF, socket error, a failed TLS handshake, a
+ *                           timeout, output over its hard limit,
+ *                           FLUSHING's output written
+ *
+ * Over TLS, LINGERING sends close_notify once our last bytes are flushed
+ * (where plain TCP shuts its write side).
  *
  * "open" says a session is attached; WebSocket or raw TCP is the transport
- * (c->websocket), not a phase. Re-entering the current phase does nothing. */
+ * (c->websocket), TLS or not is c->ssl, neither is a phase. Re-entering the
+ * current phase does nothing. */
 enum conn_phase {
+	CONN_TLS_HANDSHAKE, /* TLS handshake under way */
 	CONN_SNIFFING,   /* reading the first bytes */
 	CONN_HTTP,       /* reading an HTTP request head */
 	CONN_OPEN,       /* session attached, input goes to it */
@@ -74,7 +86,10 @@ struct conn {
 	bool dirty;
 	bool wwait;                     /* socket was full: bufferevent writes */
 	bool release_pending;
-	struct bufferevent *bev;
+	struct bufferevent *bev;        /* over TLS: the OpenSSL bufferevent */
+	int fd;
+	struct ssl_st *ssl;             /* NULL: plain TCP */
+	char *tls_identity;             /* verified client certificate's CN */
 	enum conn_phase phase;
 	enum listener_kind kind;
 	char peer[64];
@@ -97,6 +112,7 @@ struct conn {
 struct conn_module {
 	struct event_base *base;
 	const struct cfg *cfg;
+	struct tls_ctx *tls;            /* NULL: no TLS configured */
 	struct conn *live;
 	size_t nlive;
 	struct conn *reap;
@@ -117,6 +133,10 @@ extern struct conn_module conn_m;
 void conn_enter(struct conn *c, enum conn_phase to);
 void conn_set_why(struct conn *c, enum proto_close_reason why);
 void conn_arm(struct event *ev, uint64_t ms);
+/* Point c->bev's callbacks at conn.c (again, after tls.c wrapped it). */
+void conn_setcb(struct conn *c);
+/* After the TLS handshake: what the connection speaks is decided now. */
+void conn_tls_ready(struct conn *c);
 /* The output buffer is empty: finish a close waiting for it. */
 void conn_output_drained(struct conn *c);
 /* Hand buffered input to whoever reads it in the current phase. */

@@ -35,6 +35,11 @@ uint64_t conn_refusals(enum conn_refusal why);
 /* For refusals conn does not see (server.c's failed accepts). */
 void conn_refusal_count(enum conn_refusal why);
 size_t conn_count(void);
+/* The TLS context for connections accepted from now on (NULL: none); the
+ * module owns it and frees the one it replaces (connections using that one
+ * keep it until they end). */
+struct tls_ctx;
+void conn_set_tls(struct tls_ctx *t);
 /* Graceful stop: goodbye + close on every connection; all_gone runs once
  * the last one is freed. */
 void conn_shutdown_all(void (*all_gone)(void *arg), void *arg);

@@ -192,8 +192,19 @@ void conn_unmark_dirty(struct conn *c)
 static void flush_one(struct conn *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	evutil_socket_t fd = c->fd;
 	int n = 1;
+	if (c->ssl) {
+		/* Encryption is the OpenSSL bufferevent's: it writes, write_cb
+		 * sees the output drained. */
+		if (evbuffer_get_length(out) == 0) {
+			conn_output_drained(c);
+			return;
+		}
+		c->wwait = true;
+		bufferevent_enable(c->bev, EV_WRITE);
+		return;
+	}
 	/* bufferevent keeps its output frozen at the front between its own
 	 * writes; thaw it for ours. */
 	evbuffer_unfreeze(out, 1);

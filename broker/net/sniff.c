@@ -9,6 +9,7 @@
 #include "http.h"
 #include "http_parse.h"
 #include "log.h"
+#include "tls.h"
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <stdlib.h>
@@ -36,13 +37,14 @@ static const char *kind_protocol(enum listener_kind k)
 
 void sniff_start(struct conn *c)
 {
-	if (c->kind == LISTEN_WS) {
+	enum listener_kind k = cfg_listener_plain_kind(c->kind);
+	if (k == LISTEN_WS) {
 		conn_enter(c, CONN_HTTP);
-	} else if (c->kind != LISTEN_AUTO) {
-		const struct protocol *p = protocol_find(kind_protocol(c->kind));
+	} else if (k != LISTEN_AUTO) {
+		const struct protocol *p = protocol_find(kind_protocol(k));
 		if (!p) {
 			log_error(c->peer, NULL, "no %s protocol in this build; closing",
-				  kind_protocol(c->kind));
+				  kind_protocol(k));
 			conn_enter(c, CONN_DEAD);
 			return;
 		}
@@ -123,8 +125,13 @@ void sniff_input(struct conn *c)
 		n = SNIFF_MAX;
 	const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)n);
 	if (n && p[0] == 0x16) {
-		log_info(c->peer, NULL, "TLS handshake on a plain listener; closing");
-		conn_enter(c, CONN_DEAD);
+		/* A ClientHello's record type. Inside a tunnel it can only be
+		 * nonsense; on an auto listener it starts TLS. */
+		if (c->ssl || c->kind != LISTEN_AUTO || tls_start_sniffed(c) < 0) {
+			log_info(c->peer, NULL, "TLS handshake %s; closing",
+				 c->ssl ? "inside TLS" : "on a listener without tls_cert");
+			conn_enter(c, CONN_DEAD);
+		}
 		return;
 	}
 	int http = looks_http(p, n);

@@ -45,6 +45,7 @@ const char *conn_peer(const struct conn *c) { return c->peer; }
 const char *conn_client_id(const struct conn *c) { return c->client_id; }
 bool conn_is_websocket(const struct conn *c) { return c->websocket; }
 const char *conn_ws_path(const struct conn *c) { return c->ws_path; }
+const char *conn_tls_identity(const struct conn *c) { (void)c; return NULL; }
 
 void conn_set_client_id(struct conn *c, const char *id)
 {

@@ -69,6 +69,19 @@ static void test_listener_specs(void **st)
 	assert_int_equal(l.kind, LISTEN_WS);
 	assert_int_equal(cfg_parse_listener("127.0.0.1:61613/stomp", &l), 0);
 	assert_int_equal(l.kind, LISTEN_STOMP);
+	/* the TLS kinds are their plain kind inside TLS */
+	const char *tls[] = {"443/wss", "8883/mqtts", "61614/stomps"};
+	const enum listener_kind tk[] = {LISTEN_WSS, LISTEN_MQTTS, LISTEN_STOMPS};
+	const enum listener_kind pk[] = {LISTEN_WS, LISTEN_MQTT, LISTEN_STOMP};
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(cfg_parse_listener(tls[i], &l), 0);
+		assert_int_equal(l.kind, tk[i]);
+		assert_true(cfg_listener_is_tls(l.kind));
+		assert_int_equal(cfg_listener_plain_kind(l.kind), pk[i]);
+		assert_string_equal(cfg_listener_kind_name(l.kind), strchr(tls[i], '/') + 1);
+	}
+	assert_false(cfg_listener_is_tls(LISTEN_AUTO));
+	assert_int_equal(cfg_listener_plain_kind(LISTEN_AUTO), LISTEN_AUTO);
 	const char *bad[] = {"", "abc", "70000", "1.2.3:80", "80/tls", "host.example:80",
 			     "127.0.0.1:", "127.0.0.1:-1", "80/", " 80"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -258,12 +271,13 @@ static void test_reload_takes_only_reloadable_keys(void **st)
 	cfg_defaults(&cur);
 	assert_int_equal(cfg_apply_reloadable(&cur, &again, ignored, sizeof(ignored)), 0);
 
-	/* exactly these: log_level, allow_anonymous, users_file, acl_file and
-	 * the four login_fail_* keys */
+	/* exactly these: log_level, allow_anonymous, users_file, acl_file,
+	 * the four login_fail_* keys and the eight tls_* keys (a new TLS
+	 * context) */
 	size_t nreload = 0;
 	for (size_t i = 0; i < cfg_key_count(); i++)
 		nreload += cfg_key_at(i)->reload;
-	assert_int_equal(nreload, 8);
+	assert_int_equal(nreload, 16);
 	assert_true(cfg_key_find("login_fail_delay_ms")->reload);
 	assert_true(cfg_key_find("login_fail_max_addresses")->reload);
 }
