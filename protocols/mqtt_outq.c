@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "config.h"
+#include "grow.h"
 #include "net/conn.h"
 #include "log.h"
 #include "route/message.h"
@@ -163,15 +164,8 @@ static uint16_t next_free_id(struct mqtt_outq *q)
 /* One more slot at the end of the window, or NULL on OOM. */
 static struct mqtt_out *inflight_slot(struct mqtt_outq *q)
 {
-	if (q->ninflight == q->inflight_cap) {
-		size_t cap = q->inflight_cap ? q->inflight_cap * 2 : 8;
-		struct mqtt_out *v = realloc(q->inflight, cap * sizeof(*v));
-
-		if (!v)
-			return NULL;
-		q->inflight = v;
-		q->inflight_cap = cap;
-	}
+	if (grow(&q->inflight, &q->inflight_cap, q->ninflight, sizeof(*q->inflight), 8) < 0)
+		return NULL;
 	return &q->inflight[q->ninflight++];
 }
 

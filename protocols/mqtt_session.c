@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "clock.h"
+#include "grow.h"
 #include "config.h"
 #include "log.h"
 #include "mqtt.h"
@@ -377,16 +378,7 @@ static struct router_sub *subscribe_router(struct mqtt_sess *s, struct mqtt_sub 
 
 static int subs_reserve(struct mqtt_sess *s)
 {
-	if (s->nsubs < s->subs_cap)
-		return 0;
-	size_t cap = s->subs_cap ? s->subs_cap * 2 : 8;
-	struct mqtt_sub **v = realloc(s->subs, cap * sizeof(*v));
-
-	if (!v)
-		return -1;
-	s->subs = v;
-	s->subs_cap = cap;
-	return 0;
+	return grow(&s->subs, &s->subs_cap, s->nsubs, sizeof(*s->subs), 8);
 }
 
 uint8_t mqtt_sess_subscribe(struct mqtt_sess *s, const uint8_t *filter, size_t len,

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "clock.h"
+#include "grow.h"
 #include "config.h"
 #include "net/conn.h"
 #include "log.h"
@@ -75,14 +76,8 @@ void stomp_subs_free(struct stomp_session *s)
 
 static int pend_push(struct stomp_sub *sub, uint64_t seq, uint64_t tag, uint64_t store_seq)
 {
-	if (sub->npend == sub->pcap) {
-		size_t cap = sub->pcap ? sub->pcap * 2 : 16;
-		struct stomp_pending *p = realloc(sub->pend, cap * sizeof(*p));
-		if (!p)
-			return STOMP_ENOMEM;
-		sub->pend = p;
-		sub->pcap = cap;
-	}
+	if (grow(&sub->pend, &sub->pcap, sub->npend, sizeof(*sub->pend), 16) < 0)
+		return STOMP_ENOMEM;
 	sub->pend[sub->npend++] = (struct stomp_pending){ seq, tag, store_seq };
 	return 0;
 }
@@ -445,14 +440,8 @@ static bool parse_ack_mode(const char *v, enum stomp_ack_mode *out)
 static struct stomp_sub *sub_new(struct stomp_session *s, const char *id, bool has_id,
 				 const char *dest, enum stomp_ack_mode ack)
 {
-	if (s->nsubs == s->subcap) {
-		size_t cap = s->subcap ? s->subcap * 2 : 8;
-		struct stomp_sub **a = realloc(s->subs, cap * sizeof(*a));
-		if (!a)
-			return NULL;
-		s->subs = a;
-		s->subcap = cap;
-	}
+	if (grow(&s->subs, &s->subcap, s->nsubs, sizeof(*s->subs), 8) < 0)
+		return NULL;
 	struct stomp_sub *sub = calloc(1, sizeof(*sub));
 	if (!sub)
 		return NULL;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "config.h"
+#include "grow.h"
 #include "route/message.h"
 #include "stomp_session.h"
 
@@ -87,15 +88,9 @@ int stomp_tx_add(struct stomp_session *s, struct stomp_tx *tx, const struct stom
 		return stomp_fail(s, f, "transaction too large",
 				  "COMMIT the transaction before sending more");
 	}
-	if (tx->nops == tx->cap) {
-		size_t cap = tx->cap ? tx->cap * 2 : 8;
-		struct stomp_op *a = realloc(tx->ops, cap * sizeof(*a));
-		if (!a) {
-			op_free(&o);
-			return stomp_fail(s, f, "out of memory", NULL);
-		}
-		tx->ops = a;
-		tx->cap = cap;
+	if (grow(&tx->ops, &tx->cap, tx->nops, sizeof(*tx->ops), 8) < 0) {
+		op_free(&o);
+		return stomp_fail(s, f, "out of memory", NULL);
 	}
 	tx->ops[tx->nops++] = o;
 	s->tx_ops++;

@@ -4,6 +4,7 @@
  * per message are avoided by the callers: acl_check_sub tells them when a
  * subscription can only ever see readable topics. */
 #include "acl.h"
+#include "grow.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,30 +204,16 @@ static char *dup_n(const char *s, size_t n)
 
 static int add_rule(struct acl *a, const struct acl_rule *r)
 {
-	if (a->n == a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 16;
-		struct acl_rule *nr = realloc(a->rules, cap * sizeof(*nr));
-
-		if (!nr)
-			return ACL_ENOMEM;
-		a->rules = nr;
-		a->cap = cap;
-	}
+	if (grow(&a->rules, &a->cap, a->n, sizeof(*a->rules), 16) < 0)
+		return ACL_ENOMEM;
 	a->rules[a->n++] = *r;
 	return ACL_OK;
 }
 
 static int add_name(struct acl *a, const char *s, size_t n, const char **out)
 {
-	if (a->nnames == a->namecap) {
-		size_t cap = a->namecap ? a->namecap * 2 : 8;
-		char **nn = realloc(a->names, cap * sizeof(*nn));
-
-		if (!nn)
-			return ACL_ENOMEM;
-		a->names = nn;
-		a->namecap = cap;
-	}
+	if (grow(&a->names, &a->namecap, a->nnames, sizeof(*a->names), 8) < 0)
+		return ACL_ENOMEM;
 	if (!(a->names[a->nnames] = dup_n(s, n)))
 		return ACL_ENOMEM;
 	*out = a->names[a->nnames++];
