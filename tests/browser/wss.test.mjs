@@ -9,6 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
+import { execFileSync } from 'node:child_process';
 import { startBroker, REPO } from '../integration/harness.mjs';
 import { launchChromium, serveStatic } from './browser.mjs';
 import { makeTestPki } from './pki.mjs';
@@ -90,6 +91,12 @@ async function brokerLogged(re, before, count) {
     await new Promise((res) => setTimeout(res, 20));
   }
 }
+
+test('the SPKI pin is the one the openssl pipeline in docs/security.md prints', () => {
+  const pipeline = `openssl x509 -in '${pki.certFile}' -pubkey -noout | openssl pkey -pubin -outform der `
+    + '| openssl dgst -sha256 -binary | base64';
+  assert.equal(execFileSync('sh', ['-c', pipeline]).toString().trim(), pki.serverSpki);
+});
 
 test('Chromium trusting the server key by its SPKI pin: STOMP.js and MQTT.js over wss://', { timeout: 30000 }, async () => {
   const browser = await launchChromium([`--ignore-certificate-errors-spki-list=${pki.serverSpki}`]);
