@@ -4,37 +4,13 @@
 // received.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import { readFile } from 'node:fs/promises';
-import { join, normalize } from 'node:path';
-import { chromium } from 'playwright-core';
-import { startBroker, REPO } from '../integration/harness.mjs';
-
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
-function serveStatic() {
-  const roots = { '/node_modules/': join(REPO, 'node_modules'), '/': join(REPO, 'tests', 'browser') };
-  const server = http.createServer(async (req, res) => {
-    const url = new URL(req.url, 'http://x');
-    const prefix = url.pathname.startsWith('/node_modules/') ? '/node_modules/' : '/';
-    const rel = normalize(url.pathname.slice(prefix.length));
-    if (rel.startsWith('..')) { res.writeHead(403).end(); return; }
-    try {
-      const body = await readFile(join(roots[prefix], rel));
-      const type = rel.endsWith('.html') ? 'text/html' : 'application/javascript';
-      res.writeHead(200, { 'content-type': type }).end(body);
-    } catch {
-      res.writeHead(404).end();
-    }
-  });
-  return new Promise((res) => server.listen(0, '127.0.0.1', () => res(server)));
-}
+import { startBroker } from '../integration/harness.mjs';
+import { launchChromium, serveStatic } from './browser.mjs';
 
 test('STOMP.js and MQTT.js in Chromium: round trips and across protocols', { timeout: 60000 }, async () => {
   const broker = await startBroker();
   const web = await serveStatic();
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     const logs = [];
