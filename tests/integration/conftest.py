@@ -289,3 +289,40 @@ def broker(start_broker):
 def echo_broker(start_broker):
     """tests/echo-broker (wsbroker plus the test-only echo protocol)."""
     return start_broker("echo-broker")
+
+
+# ---- a test PKI, made with the openssl command ----
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _leaf(d, name, cn, ca, ext):
+    d = Path(d)
+    (d / (name + ".ext")).write_text(ext + "\n")
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + cn, cwd=d)
+    _openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
+             "-CAcreateserial", "-days", "2", "-out", name + ".pem",
+             "-extfile", name + ".ext", cwd=d)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    """Test certificates made with the openssl command, once per session, for
+    every test that needs TLS. {name: Path}: ca, ca2 (another CA), server,
+    server2 (a second server certificate, same CA), alice and mallory
+    (client certificates from ca and ca2), each with .pem and .key."""
+    d = tmp_path_factory.mktemp("pki")
+    for ca in ("ca", "ca2"):
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                 "-nodes", "-keyout", ca + ".key", "-out", ca + ".pem", "-days", "2",
+                 "-subj", "/CN=wsbroker test " + ca, cwd=d)
+    srv = "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth"
+    cli = "extendedKeyUsage=clientAuth"
+    _leaf(d, "server", "localhost", "ca", srv)
+    _leaf(d, "server2", "localhost", "ca", srv)
+    _leaf(d, "alice", "alice", "ca", cli)
+    _leaf(d, "mallory", "mallory", "ca2", cli)
+    return {n: d / n for n in ("ca", "ca2", "server", "server2", "alice", "mallory")}

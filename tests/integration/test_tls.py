@@ -2,9 +2,9 @@
 certificates (required, missing, from the wrong CA, as the login), the
 minimum version, bad handshakes, and SIGHUP reloading the certificate.
 
-Every certificate is made here with the `openssl` command: a test CA, server
-certificates for 127.0.0.1 and localhost, client certificates, and a second
-CA that signs a client the broker must refuse."""
+Every certificate is made with the `openssl` command by conftest's `pki`
+fixture: a test CA, server certificates for 127.0.0.1 and localhost, client
+certificates, and a second CA that signs a client the broker must refuse."""
 
 import asyncio
 import queue
@@ -22,40 +22,6 @@ import websockets
 
 WAIT = 5.0
 HOST = "127.0.0.1"
-
-
-def _openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _leaf(d, name, cn, ca, ext):
-    d = Path(d)
-    (d / (name + ".ext")).write_text(ext + "\n")
-    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-             "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + cn, cwd=d)
-    _openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
-             "-CAcreateserial", "-days", "2", "-out", name + ".pem",
-             "-extfile", name + ".ext", cwd=d)
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory):
-    """{name: Path}: ca, ca2 (another CA), server, server2 (a second server
-    certificate, same CA), alice and mallory (client certificates from ca
-    and ca2), each with .pem and .key."""
-    d = tmp_path_factory.mktemp("pki")
-    for ca in ("ca", "ca2"):
-        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                 "-nodes", "-keyout", ca + ".key", "-out", ca + ".pem", "-days", "2",
-                 "-subj", "/CN=wsbroker test " + ca, cwd=d)
-    srv = "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth"
-    cli = "extendedKeyUsage=clientAuth"
-    _leaf(d, "server", "localhost", "ca", srv)
-    _leaf(d, "server2", "localhost", "ca", srv)
-    _leaf(d, "alice", "alice", "ca", cli)
-    _leaf(d, "mallory", "mallory", "ca2", cli)
-    return {n: d / n for n in ("ca", "ca2", "server", "server2", "alice", "mallory")}
 
 
 def tls_conf(pki, listeners, extra=""):
