@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { execFileSync } from 'node:child_process';
 import { startBroker, REPO } from '../integration/harness.mjs';
 import { launchChromium, serveStatic } from './browser.mjs';
-import { makeTestPki } from './pki.mjs';
+import { makeTestPki } from '../integration/pki.mjs';
 
 const require = createRequire(`${REPO}/package.json`);
 const mqtt = require('mqtt');

@@ -1,16 +1,13 @@
 // STOMP.js (@stomp/stompjs over `ws`) and MQTT.js over wss:// (and MQTT.js
-// over mqtts://) against a broker with a certificate made here by the
-// `openssl` command; the clients trust only that test CA, and check the
+// over mqtts://) against a broker with a certificate made by the
+// `openssl` command (pki.mjs); the clients trust only that test CA, and check the
 // certificate's name (localhost) as a browser would.
 // Run: node --test tests/integration/tls.test.mjs
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { startBroker, REPO } from './harness.mjs';
+import { makeTestPki } from './pki.mjs';
 
 const require = createRequire(`${REPO}/package.json`);
 const mqtt = require('mqtt');
@@ -22,34 +19,19 @@ let broker;
 let pki;
 let ca;
 
-function openssl(...args) {
-  execFileSync('openssl', args, { cwd: pki, stdio: 'ignore' });
-}
-
-function makeCerts() {
-  pki = mkdtempSync(join(tmpdir(), 'wsb-pki-'));
-  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=wsbroker node test CA');
-  writeFileSync(join(pki, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
-  openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key',
-    '-CAcreateserial', '-days', '2', '-out', 'server.pem', '-extfile', 'server.ext');
-  ca = readFileSync(join(pki, 'ca.pem'));
-}
-
 before(async () => {
-  makeCerts();
+  pki = makeTestPki({ name: 'wsbroker node test CA' });
+  ca = pki.caPem;
   broker = await startBroker({
     // The harness wants a ws or auto listener for its wsUrl.
     args: ['--listen', '127.0.0.1:0/wss', '--listen', '127.0.0.1:0/mqtts', '--listen', '127.0.0.1:0/auto'],
-    configText: `tls_cert ${join(pki, 'server.pem')}\ntls_key ${join(pki, 'server.key')}\n`,
+    configText: `tls_cert ${pki.certFile}\ntls_key ${pki.keyFile}\n`,
   });
 });
 
 after(async () => {
   const code = await broker.stop();
-  rmSync(pki, { recursive: true, force: true });
+  pki.remove();
   assert.equal(broker.sanitizerReport(), null, broker.log());
   assert.equal(code, 0, `broker exit status\n${broker.log()}`);
 });
