@@ -80,8 +80,8 @@ int stomp_dest_fail(struct stomp_session *s, const struct stomp_frame *f, const 
 	return stomp_fail(s, f, "invalid destination", d);
 }
 
-int stomp_dest_acl(struct stomp_session *s, const struct stomp_frame *f, const char *dest,
-		   const struct stomp_dest *d, bool subscribe)
+static int dest_acl(struct stomp_session *s, const struct stomp_frame *f, const char *dest,
+		    const struct stomp_dest *d, bool subscribe)
 {
 	const struct acl *acl = s->acl->acl;
 	const char *cid = conn_client_id(s->c);
@@ -106,4 +106,18 @@ int stomp_dest_acl(struct stomp_session *s, const struct stomp_frame *f, const c
 	snprintf(d2, sizeof(d2), "the ACL does not allow %s '%.100s'",
 		 subscribe ? "subscribing to" : "sending to", dest);
 	return stomp_fail(s, f, "access refused", d2);
+}
+
+int stomp_dest_take(struct stomp_session *s, const struct stomp_frame *f, const char *dest,
+		    bool subscribe, struct stomp_dest *out)
+{
+	int err = stomp_dest_parse(dest, subscribe, out);
+	if (err < 0)
+		return stomp_dest_fail(s, f, dest, err, subscribe ? "to subscribe to" : "to send to");
+	if (dest_acl(s, f, dest, out, subscribe) < 0) {
+		free(out->name);
+		out->name = NULL;
+		return STOMP_CLOSED;
+	}
+	return 0;
 }

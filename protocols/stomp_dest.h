@@ -43,10 +43,11 @@ int stomp_dest_of_topic(struct stomp_buf *b, const char *topic, size_t len);
 int stomp_dest_fail(struct stomp_session *s, const struct stomp_frame *f, const char *dest,
 		    int err, const char *use);
 
-/* Does the ACL let this session subscribe to (subscribe) or send to d?
- * 0, or ERROR "access refused" then close: STOMP_CLOSED. A topic
- * SUBSCRIBE passes when some topic its filter matches is readable; each
- * MESSAGE is judged again (stomp_dest_may_read). */
-int stomp_dest_acl(struct stomp_session *s, const struct stomp_frame *f, const char *dest,
-		   const struct stomp_dest *d, bool subscribe);
+/* The destination of a SUBSCRIBE (subscribe) or SEND: parsed, and allowed
+ * by the ACL. 0 with *out set (the caller frees out->name), or an ERROR
+ * (invalid destination, access refused) then close: STOMP_CLOSED. A topic
+ * SUBSCRIBE passes the ACL when some topic its filter matches is readable;
+ * each MESSAGE is judged again (stomp_dest_may_read). */
+int stomp_dest_take(struct stomp_session *s, const struct stomp_frame *f, const char *dest,
+		    bool subscribe, struct stomp_dest *out);
 #endif

@@ -98,13 +98,8 @@ int stomp_on_send(struct stomp_session *s, const struct stomp_frame *f)
 	if (!dest || !*dest)
 		return stomp_fail(s, f, "missing destination header", NULL);
 	struct stomp_dest d;
-	int err = stomp_dest_parse(dest, false, &d);
-	if (err < 0)
-		return stomp_dest_fail(s, f, dest, err, "to send to");
-	if (stomp_dest_acl(s, f, dest, &d, false) < 0) {
-		free(d.name);
+	if (stomp_dest_take(s, f, dest, false, &d) < 0)
 		return STOMP_CLOSED;
-	}
 	struct message *m = message_of(f, d.name, d.len);
 	if (!m) {
 		free(d.name);

@@ -485,13 +485,9 @@ int stomp_on_subscribe(struct stomp_session *s, const struct stomp_frame *f)
 		return stomp_fail(s, f, "invalid ack mode",
 				  "ack must be auto, client or client-individual");
 	struct stomp_dest d;
-	int err = stomp_dest_parse(dest, true, &d);
-	if (err < 0)
-		return stomp_dest_fail(s, f, dest, err, "to subscribe to");
-	if (stomp_dest_acl(s, f, dest, &d, true) < 0) {
-		free(d.name);
+	if (stomp_dest_take(s, f, dest, true, &d) < 0)
 		return STOMP_CLOSED;
-	}
+	int err = 0;          /* the router's answer, if it refuses */
 	struct stomp_sub *sub = sub_new(s, id, has_id, dest, ack);
 	if (!sub) {
 		free(d.name);
