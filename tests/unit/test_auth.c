@@ -48,7 +48,7 @@ static void test_make_and_verify(void **st)
 static void test_known_vector(void **st)
 {
 	(void)st;
-	/* python3 -c "import hashlib,base64;print(base64.b64encode(hashlib.pbkdf2_hmac(
+	/* /usr/bin/python3 -c "import hashlib,base64;print(base64.b64encode(hashlib.pbkdf2_hmac(
 	 * 'sha512',b'password',b'saltsalt',1000)).decode())" */
 	const char *line = "bob:$pbkdf2-sha512$1000$c2FsdHNhbHQ=$"
 			   KNOWN_HASH;
